@@ -1,0 +1,62 @@
+# clickml: the two commands are `make demo` and `make test`; both set up .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+EXTRAS ?= dev
+PROFILE ?= local
+STAMP := $(VENV)/.installed-$(EXTRAS)
+
+.PHONY: help venv demo test test-unit clean clean-lake check-java constraints
+
+help:
+	@echo "make demo   - create $(VENV), install clickml, run the pipeline on generated data"
+	@echo "make test   - create $(VENV), install clickml, run the whole test suite"
+	@echo "make clean  - remove $(VENV) and local lakehouse/landing output"
+
+check-java:
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "ERROR: Java not found. Spark 4 needs Java 17 or 21." >&2; \
+	  echo "  Debian/Ubuntu: sudo apt-get update && sudo apt-get install -y openjdk-17-jre-headless" >&2; \
+	  echo "  macOS:         brew install openjdk@17" >&2; \
+	  echo "  or set JAVA_HOME to an existing JDK 17+ and put \$$JAVA_HOME/bin on PATH." >&2; \
+	  exit 1; }
+	@major=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); \
+	if [ -z "$$major" ] || [ "$$major" -lt 17 ]; then \
+	  echo "ERROR: Java $$major found; Spark 4 needs Java 17 or 21." >&2; \
+	  echo "  Debian/Ubuntu: sudo apt-get install -y openjdk-17-jre-headless, then point JAVA_HOME at it." >&2; \
+	  exit 1; fi
+
+$(STAMP): setup.py constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] >= (3, 10) else 1)' || { \
+	  echo "ERROR: $(PYTHON) is older than Python 3.10; set PYTHON=python3.11" >&2; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+venv: $(STAMP)
+
+demo: check-java venv
+	$(VENV)/bin/clickml --profile $(PROFILE) demo
+
+test: check-java venv
+	$(VENV)/bin/python -m pytest
+
+test-unit: check-java venv
+	$(VENV)/bin/python -m pytest tests/unit
+
+# Re-resolve the full dependency set in a scratch venv and freeze it (maintainers only).
+constraints:
+	rm -rf /tmp/clickml-resolve && $(PYTHON) -m venv /tmp/clickml-resolve
+	/tmp/clickml-resolve/bin/pip install --quiet --upgrade pip
+	/tmp/clickml-resolve/bin/pip install ".[airflow,dl,dev]" "pyspark==4.1.3" "pyspark-client==4.1.3"
+	@echo "Review and copy: /tmp/clickml-resolve/bin/pip freeze --exclude clickml"
+
+clean-lake:
+	rm -rf lakehouse landing spark-warehouse
+
+clean: clean-lake
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,35 @@
+"""The lake layer: Delta tables by logical name, two writers behind one interface.
+
+    lake = Lake(config, spark)
+    lake.write(df, "bronze.events", mode="append", partition_by=["event_date"], txn=Txn.for_batch("ingest", batch))
+    lake.read("bronze.events", version=3)
+"""
+
+from pipelines.lake.catalog import Lake
+from pipelines.lake.deltalog import CommitResult, HistoryEntry, Snapshot, Txn
+from pipelines.lake.errors import (
+    CommitConflictError,
+    LakeError,
+    SchemaMismatchError,
+    TableNotFoundError,
+    UnsupportedTableError,
+    WriterUnavailableError,
+)
+from pipelines.lake.location import TableLocation
+from pipelines.lake.vacuum import VacuumResult
+
+__all__ = [
+    "CommitConflictError",
+    "CommitResult",
+    "HistoryEntry",
+    "Lake",
+    "LakeError",
+    "SchemaMismatchError",
+    "Snapshot",
+    "TableLocation",
+    "TableNotFoundError",
+    "Txn",
+    "UnsupportedTableError",
+    "VacuumResult",
+    "WriterUnavailableError",
+]

@@ -1,0 +1,80 @@
+"""The writer and reader for sessions with the Delta Spark jars (clusters): `format("delta")`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+import uuid
+from typing import Sequence
+
+from pyspark.sql import DataFrame, SparkSession
+
+from pipelines.lake import deltalog
+from pipelines.lake.deltalog import CommitResult, Txn, WriteMode
+from pipelines.lake.errors import CommitConflictError, LakeError, SchemaMismatchError
+from pipelines.lake.location import TableLocation
+
+log = logging.getLogger(__name__)
+
+
+def write_delta_spark(
+    df: DataFrame,
+    location: TableLocation,
+    mode: WriteMode,
+    partition_by: Sequence[str],
+    txn: Txn | None,
+    overwrite_schema: bool,
+    retries: int,
+    backoff_seconds: float,
+) -> CommitResult:
+    """Write with the Delta data source; idempotency through Delta's txnAppId/txnVersion options."""
+    if txn is not None:
+        done = deltalog.transaction_version(location, txn.app_id)
+        if done is not None and done >= txn.version:
+            log.info("%s: transaction %s v%s already committed; skipping the write", location, txn.app_id, txn.version)
+            return CommitResult(str(location), None, skipped=True)
+    write_id = uuid.uuid4().hex
+    writer = df.write.format("delta").option("userMetadata", json.dumps({deltalog.COMMIT_WRITE_ID: write_id}))
+    if mode == "append":
+        writer = writer.mode("append")
+    else:
+        writer = writer.mode("overwrite")
+        if mode == "overwrite_partitions":
+            writer = writer.option("partitionOverwriteMode", "dynamic")
+        if overwrite_schema:
+            writer = writer.option("overwriteSchema", "true")
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    if txn is not None:
+        writer = writer.option("txnAppId", txn.app_id).option("txnVersion", str(txn.version))
+
+    from delta.exceptions import ConcurrentModificationException  # needs the delta-spark package
+    from pyspark.errors import AnalysisException
+
+    for attempt in range(1, retries + 2):
+        try:
+            writer.save(location.spark_uri)
+            break
+        except ConcurrentModificationException as exc:
+            if attempt > retries:
+                raise CommitConflictError(str(location), f"still conflicting after {attempt} attempts: {exc}") from exc
+            delay = backoff_seconds * (2 ** (attempt - 1)) * (0.5 + random.random())
+            log.warning("%s: concurrent commit (attempt %d): %s; retrying in %.2fs", location, attempt, exc, delay)
+            time.sleep(delay)
+        except AnalysisException as exc:
+            text = str(exc)
+            if "schema" in text.lower() or "partition" in text.lower():
+                raise SchemaMismatchError(str(location), text.splitlines()[0]) from exc
+            raise LakeError(str(location), f"Delta write failed: {text.splitlines()[0]}") from exc
+    table = deltalog.open_table(location)
+    version = table.version() if table is not None else None
+    return CommitResult(str(location), version, attempts=attempt, write_id=write_id)
+
+
+def read_delta_spark(spark: SparkSession, location: TableLocation, version: int | None) -> DataFrame:
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(location.spark_uri)

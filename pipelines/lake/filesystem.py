@@ -1,0 +1,40 @@
+"""pyarrow filesystems for table locations (listing staged files, reading footers, vacuum)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+import pyarrow.fs as pafs
+
+from pipelines.lake.location import TableLocation, scheme_of
+
+
+def filesystem_for(location: TableLocation) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem of a table and the table's path inside it."""
+    scheme = scheme_of(location.uri)
+    if scheme == "file":
+        return pafs.LocalFileSystem(), location.uri
+    if scheme == "s3":
+        options = location.storage_options
+        endpoint = options.get("AWS_ENDPOINT_URL")
+        kwargs: dict[str, object] = {
+            "access_key": options.get("AWS_ACCESS_KEY_ID"),
+            "secret_key": options.get("AWS_SECRET_ACCESS_KEY"),
+            "session_token": options.get("AWS_SESSION_TOKEN"),
+            "region": options.get("AWS_REGION"),
+            "force_virtual_addressing": options.get("AWS_VIRTUAL_HOSTED_STYLE_REQUEST") == "true",
+        }
+        if endpoint:
+            parsed = urlparse(endpoint)
+            kwargs["endpoint_override"] = parsed.netloc or parsed.path
+            kwargs["scheme"] = parsed.scheme or "https"
+        fs = pafs.S3FileSystem(**{k: v for k, v in kwargs.items() if v is not None})
+        return fs, location.uri.split("://", 1)[1].rstrip("/")
+    fs, path = pafs.FileSystem.from_uri(location.uri)
+    return fs, path.rstrip("/")
+
+
+def list_files(fs: pafs.FileSystem, base: str) -> list[pafs.FileInfo]:
+    """All files below `base` (recursive); empty when `base` does not exist."""
+    selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
+    return [info for info in fs.get_file_info(selector) if info.type == pafs.FileType.File]

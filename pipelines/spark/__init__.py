@@ -1,0 +1,10 @@
+"""SparkSession factory: one place that turns config into a session."""
+
+from pipelines.spark.session import (
+    build_session,
+    delta_extension_loaded,
+    delta_jars_on_classpath,
+    session_settings,
+)
+
+__all__ = ["build_session", "delta_extension_loaded", "delta_jars_on_classpath", "session_settings"]

@@ -1,0 +1,62 @@
+"""Packaging for clickml: the `pipelines` library, the `clickml` command and its extras.
+
+Install with the pinned set of versions that is known to work together:
+
+    pip install -c constraints.txt -e ".[dev]"
+"""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+INSTALL_REQUIRES = [
+    "pyspark>=4.1,<4.2",
+    "delta-spark>=4.4,<4.5",
+    "deltalake>=1.6,<2",
+    "pyarrow>=18",
+    "pandas>=2.2",
+    "numpy>=1.26",
+    "pydantic>=2.7,<3",
+    "pyyaml>=6",
+    "mlflow>=3,<4",
+    "great-expectations>=1,<2",
+]
+
+EXTRAS_REQUIRE = {
+    # Airflow 3 and the Spark provider; the provider pulls pyspark-client, pinned with pyspark.
+    "airflow": [
+        "apache-airflow>=3,<4",
+        "apache-airflow-providers-apache-spark>=5",
+    ],
+    # Deep learning on Spark (TorchDistributor); Horovod is built by `make horovod`.
+    "dl": [
+        "torch==2.13.0",
+    ],
+    "dev": [
+        "pytest>=8",
+        "pytest-timeout>=2",
+        "moto[server]>=5",
+        "boto3>=1.34",
+        "scikit-learn>=1.4",
+    ],
+}
+
+setup(
+    name="clickml",
+    version="0.1.0",
+    description="Spark-based tabular ML pipeline for clickstream data, orchestrated by Airflow",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=["pipelines", "pipelines.*"]),
+    package_data={"pipelines": ["py.typed"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    entry_points={"console_scripts": ["clickml = pipelines.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3.11",
+        "Topic :: Scientific/Engineering :: Information Analysis",
+    ],
+)

@@ -1,0 +1,47 @@
+"""Shared fixtures: one session-scoped local SparkSession for the whole suite, tiny configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipelines.config import ClickmlConfig, load_config
+from pipelines.spark import build_session
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO_ROOT / "conf"
+
+
+def make_config(tmp_path: Path, *overrides: str) -> ClickmlConfig:
+    """The local profile with the lakehouse and landing zone under `tmp_path`."""
+    return load_config(
+        profile="local",
+        conf_dir=CONF_DIR,
+        overrides=[
+            f"lake.root={tmp_path / 'lakehouse'}",
+            f"landing.root={tmp_path / 'landing'}",
+            "spark.master=local[2]",
+            "spark.shuffle_partitions=2",
+            *overrides,
+        ],
+        env={},
+    )
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """One local SparkSession for the whole test session (JVM start-up is the slow part)."""
+    os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
+    base = tmp_path_factory.mktemp("spark")
+    config = make_config(base, f"spark.local_dir={base / 'scratch'}", "spark.driver_memory=1g")
+    session = build_session(config, extra={"spark.sql.warehouse.dir": str(base / "warehouse")})
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def config(tmp_path) -> ClickmlConfig:
+    """A fresh config whose lakehouse and landing zone live in this test's tmp_path."""
+    return make_config(tmp_path)
