@@ -140,9 +140,11 @@ class SparkConfig(Section):
             return value
         raise ValueError(f"unsupported master {value!r}: use local[*], spark://host:port, yarn or k8s://url")
 
-    @field_validator("conf")
+    @field_validator("conf", mode="before")
     @classmethod
-    def _spark_keys(cls, value: dict[str, str]) -> dict[str, str]:
+    def _spark_keys(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
         bad = sorted(k for k in value if not k.startswith("spark."))
         if bad:
             raise ValueError(f"Spark settings must start with 'spark.': {', '.join(bad)}")

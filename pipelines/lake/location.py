@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 from pipelines.config.models import LakeConfig, StorageConfig
 
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_]+\.[A-Za-z0-9_]+$")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
@@ -55,9 +56,9 @@ def scheme_of(uri: str) -> str:
 
 def table_location(lake: LakeConfig, name: str) -> TableLocation:
     """Location of the logical table `layer.name` under the lakehouse root."""
-    layer, _, table = name.partition(".")
-    if not layer or not table or "/" in name:
+    if not _TABLE_NAME.match(name):
         raise ValueError(f"table name {name!r} must look like '<layer>.<name>'")
+    layer, table = name.split(".")
     root = lake.root.rstrip("/")
     return _location(name, f"{root}/{layer}/{table}", lake.storage)
 

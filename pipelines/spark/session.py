@@ -157,8 +157,9 @@ def build_session(config: ClickmlConfig, extra: Mapping[str, str] | None = None)
     active = SparkSession.getActiveSession()
     submitted = submitted_settings()
     if active is not None:
-        existing = dict(active.sparkContext.getConf().getAll())
-        _apply_runtime(active, merge_with_submitted(settings, existing))
+        # A running session keeps its static settings; runtime SQL settings follow the config,
+        # except those that spark-submit set explicitly.
+        _apply_runtime(active, settings if submitted is None else merge_with_submitted(settings, submitted))
         return active
 
     if spark_is_local(config) and submitted is None:

@@ -1,0 +1,138 @@
+"""The `clickml` command: every stage and maintenance task, configured by conf/ and --set.
+
+    clickml [--profile P] [--conf-dir D] [--set KEY=VALUE ...] COMMAND ...
+
+Commands: demo, generate, config show, lake history|show|files|vacuum.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from typing import Sequence
+
+from pipelines.config import ClickmlConfig, ConfigError
+from pipelines.jobs import config_arguments, config_from_args
+
+SECRET_KEYS = ("secret", "password", "token", "access_key")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = config_arguments(argparse.ArgumentParser(prog="clickml", description=__doc__.split("\n\n")[0]))
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("demo", help="generate a clickstream and run the pipeline on it (make demo)")
+    commands.add_parser("generate", help="write a synthetic clickstream into the landing zone")
+
+    config_cmd = commands.add_parser("config", help="inspect the resolved configuration")
+    config_sub = config_cmd.add_subparsers(dest="config_command", required=True)
+    config_sub.add_parser("show", help="print the resolved configuration as JSON (secrets masked)")
+
+    lake = commands.add_parser("lake", help="inspect and maintain lakehouse tables")
+    lake_sub = lake.add_subparsers(dest="lake_command", required=True)
+    history = lake_sub.add_parser("history", help="commits of a table, newest first")
+    history.add_argument("table", help="logical name (bronze.events) or path")
+    history.add_argument("--limit", type=int, default=20)
+    show = lake_sub.add_parser("show", help="print rows of a table")
+    show.add_argument("table")
+    show.add_argument("--version", type=int, help="time travel to this version")
+    show.add_argument("--rows", type=int, default=20)
+    files = lake_sub.add_parser("files", help="the data files of a table version")
+    files.add_argument("table")
+    files.add_argument("--version", type=int)
+    vac = lake_sub.add_parser("vacuum", help="delete unreferenced files older than the retention")
+    vac.add_argument("table")
+    vac.add_argument("--retention-hours", type=float, help="default: lake.vacuum_retention_hours")
+    vac.add_argument("--dry-run", action="store_true", help="list what would be deleted")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ConfigError as exc:
+        print(f"clickml: configuration error: {exc}", file=sys.stderr)
+        return 2
+    handler = {"demo": _demo, "generate": _generate, "config": _config, "lake": _lake}[args.command]
+    from pipelines.lake import LakeError
+
+    try:
+        return handler(config, args)
+    except LakeError as exc:
+        print(f"clickml: {exc}", file=sys.stderr)
+        return 1
+
+
+def _spark(config: ClickmlConfig):
+    from pipelines.spark import build_session
+
+    return build_session(config)
+
+
+def _demo(config: ClickmlConfig, args: argparse.Namespace) -> int:
+    from pipelines import demo
+
+    summary = demo.run(config, _spark(config))
+    print(demo.format_summary(summary))
+    return 0
+
+
+def _generate(config: ClickmlConfig, args: argparse.Namespace) -> int:
+    from pipelines import generate
+
+    result = generate.run(config, _spark(config))
+    print(result.report() if hasattr(result, "report") else result)
+    return 0
+
+
+def _config(config: ClickmlConfig, args: argparse.Namespace) -> int:
+    print(json.dumps(_masked(config.model_dump(mode="json")), indent=2, sort_keys=False))
+    return 0
+
+
+def _masked(value):
+    if isinstance(value, dict):
+        return {
+            k: ("***" if v and any(s in k.lower() for s in SECRET_KEYS) else _masked(v)) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
+
+
+def _lake(config: ClickmlConfig, args: argparse.Namespace) -> int:
+    from pipelines.lake import Lake
+
+    if args.lake_command == "history":
+        lake = Lake(config)
+        print(f"{'version':>7}  {'committed (UTC)':19}  {'rows added':>10}  operation")
+        for entry in lake.history(args.table, args.limit):
+            when = dt.datetime.fromtimestamp(entry.timestamp_ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+            rows = "" if entry.rows_added is None else f"{entry.rows_added:,}"
+            print(f"{entry.version:>7}  {when}  {rows:>10}  {entry.operation}")
+        return 0
+    if args.lake_command == "files":
+        snap = Lake(config).snapshot(args.table, args.version)
+        print(f"{snap.location}: version {snap.version}, {len(snap.files)} file(s), partitioned by {snap.partition_columns or '-'}")
+        for f in snap.files:
+            print(f"  {f.path}  {f.size:,} bytes  {f.num_records if f.num_records is not None else '?'} rows  {f.partition_values}")
+        return 0
+    if args.lake_command == "vacuum":
+        result = Lake(config).vacuum(args.table, args.retention_hours, args.dry_run)
+        verb = "would delete" if args.dry_run else "deleted"
+        print(f"{result.table}: {verb} {len(result.files_deleted)} file(s), {len(result.staging_dirs_deleted)} abandoned write folder(s)")
+        for path in result.files_deleted + result.staging_dirs_deleted:
+            print(f"  {path}")
+        return 0
+    lake = Lake(config, _spark(config))
+    df = lake.read(args.table, args.version)
+    df.show(args.rows, truncate=False)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""The funnel of each session and its events, in the generator's canonical JSON format.
+
+A session's events, in order:
+1. `page_view` or `search` (no product);
+2. V >= 1 product views; V - 1 ~ geometric with mean extra_views_mean * exp(w * z), capped;
+   each viewed product is added to the cart with probability sigmoid(cart_intercept +
+   cart_propensity_weight * z) and a cart addition is undone with probability remove_share;
+   in a purchasing session the last viewed product is always added (and kept);
+3. in a purchasing session, one `purchase` per product in the cart at the end.
+
+Events are seconds to minutes apart (at most 50 minutes per session, see `sessions`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from pipelines.config.generator import GeneratorConfig
+from pipelines.generate import catalog, clock
+from pipelines.generate import random as rnd
+from pipelines.generate import sessions as sess
+
+EVENT_TYPES: tuple[str, ...] = ("page_view", "search", "product_view", "add_to_cart", "remove_from_cart", "purchase")
+CURRENCY = "USD"
+EVENT_FIELDS: tuple[str, ...] = (
+    "event_id",
+    "event_time",
+    "event_type",
+    "user_id",
+    "session_id",
+    "product_id",
+    "category",
+    "brand",
+    "price",
+    "currency",
+    "device",
+    "referrer",
+    "country",
+)
+"""Fields of an event line, in output order (product fields, price and currency only on product events)."""
+REQUIRED_FIELDS: tuple[str, ...] = ("event_id", "event_time", "event_type", "user_id", "session_id")
+
+MIN_GAP_MS = 2_000
+MAX_GAP_MS = 120_000
+GAP_SIGMA = 0.5
+MAX_ARRIVAL_DELAY_MS = 10 * clock.MS_PER_MINUTE
+LATE_MIN_MS = clock.MS_PER_HOUR
+LATE_MAX_MS = 48 * clock.MS_PER_HOUR
+
+
+def _event(event_type: str | Column, product: Column, keep: Column) -> Column:
+    type_col = event_type if isinstance(event_type, Column) else F.lit(event_type)
+    return F.struct(type_col.alias("event_type"), product.alias("product"), keep.alias("keep"))
+
+
+def with_funnel(sessions_df: DataFrame, config: GeneratorConfig) -> DataFrame:
+    """Add `events`: array<struct<event_type, product (long or null), offset_ms>> in time order."""
+    seed = config.seed
+    behaviour = config.behaviour
+    key = F.col("session_key")
+    z = F.col("propensity")
+    purchased = F.col("purchased")
+
+    views_mean = F.lit(behaviour.extra_views_mean) * F.exp(F.lit(behaviour.views_propensity_weight) * z)
+    n_views = F.least(F.lit(behaviour.max_views), F.lit(1) + rnd.geometric(rnd.uniform(seed, "views", key), views_mean))
+    cart_p = rnd.sigmoid(F.lit(behaviour.cart_intercept) + F.lit(behaviour.cart_propensity_weight) * z)
+
+    def view(i: Column) -> Column:
+        bought_here = purchased & (i == n_views)
+        cart = bought_here | (rnd.uniform(seed, "cart", key, i) < cart_p)
+        remove = cart & ~bought_here & (rnd.uniform(seed, "remove", key, i) < F.lit(behaviour.remove_share))
+        product = catalog.zipf_rank(rnd.uniform(seed, "product", key, i), config.products, config.zipf_exponent)
+        return F.struct(product.alias("product"), cart.alias("cart"), remove.alias("remove"))
+
+    views = F.transform(F.sequence(F.lit(1), n_views), view)
+    entry_type = F.when(rnd.uniform(seed, "entry", key) < F.lit(behaviour.search_share), F.lit("search")).otherwise(
+        F.lit("page_view")
+    )
+    no_product = F.lit(None).cast("long")
+    browsing = F.flatten(
+        F.transform(
+            views,
+            lambda v: F.array(
+                _event("product_view", v["product"], F.lit(True)),
+                _event("add_to_cart", v["product"], v["cart"]),
+                _event("remove_from_cart", v["product"], v["remove"]),
+            ),
+        )
+    )
+    buying = F.transform(views, lambda v: _event("purchase", v["product"], purchased & v["cart"] & ~v["remove"]))
+    funnel = F.filter(F.concat(F.array(_event(entry_type, no_product, F.lit(True))), browsing, buying), lambda e: e["keep"])
+
+    staged = sessions_df.withColumn("_funnel", funnel)
+    # Per-session pace: a lognormal gap, capped so that the whole session lasts < MAX_SESSION_MS.
+    size = F.size(F.col("_funnel"))
+    gap = F.exp(F.lit(math.log(behaviour.event_gap_seconds * 1000.0)) + F.lit(GAP_SIGMA) * rnd.normal(seed, "gap", key))
+    gap = F.least(F.greatest(gap, F.lit(float(MIN_GAP_MS))), F.lit(float(MAX_GAP_MS)), F.lit(float(sess.MAX_SESSION_MS)) / size)
+
+    def timed(event: Column, k: Column) -> Column:
+        # event k >= 1 at gap * (k + 0.2 + 0.6 u): strictly increasing, > 0.4 gap apart
+        offset = F.when(k == 0, F.lit(0).cast("long")).otherwise(
+            F.floor(gap * (k.cast("double") + F.lit(0.2) + F.lit(0.6) * rnd.uniform(seed, "offset", key, k))).cast("long")
+        )
+        return F.struct(event["event_type"].alias("event_type"), event["product"].alias("product"), offset.alias("offset_ms"))
+
+    return staged.withColumn("events", F.transform(F.col("_funnel"), timed)).drop("_funnel")
+
+
+def events(funnel_df: DataFrame, config: GeneratorConfig) -> DataFrame:
+    """One row per valid event with typed columns: the canonical fields (event_time as
+    `event_ms` epoch milliseconds, price as double), plus session_key, position, after_drift,
+    arrival_ms and late."""
+    seed = config.seed
+    exploded = funnel_df.select(
+        "session_key",
+        "user_id",
+        "session_id",
+        "session_start_ms",
+        "device",
+        "referrer",
+        "country",
+        "after_drift",
+        F.posexplode("events").alias("position", "event"),
+    )
+    key, position = F.col("session_key"), F.col("position")
+    product = F.col("event.product")
+    has_product = product.isNotNull()
+    factor = F.lit(1.0)
+    if config.drift.start_date is not None and config.drift.price_factor != 1.0:
+        factor = F.when(F.col("after_drift"), F.lit(config.drift.price_factor)).otherwise(F.lit(1.0))
+    event_ms = F.col("session_start_ms") + F.col("event.offset_ms")
+    typed = exploded.select(
+        "session_key",
+        "position",
+        rnd.uuid_string(seed, "event_id", key, position).alias("event_id"),
+        event_ms.alias("event_ms"),
+        F.col("event.event_type").alias("event_type"),
+        "user_id",
+        "session_id",
+        F.when(has_product, catalog.product_id(product)).alias("product_id"),
+        F.when(has_product, catalog.category(seed, product)).alias("category"),
+        F.when(has_product, catalog.brand(seed, product)).alias("brand"),
+        F.when(has_product, catalog.price(seed, product, factor)).alias("price"),
+        F.when(has_product, F.lit(CURRENCY)).alias("currency"),
+        "device",
+        "referrer",
+        "country",
+        "after_drift",
+    )
+    return with_arrival(typed, config)
+
+
+def with_arrival(events_df: DataFrame, config: GeneratorConfig) -> DataFrame:
+    """Add `late` and `arrival_ms`: event time + an exponential delay (capped at 10 minutes), plus
+    1-48 hours for the `late_share` of events that arrive late."""
+    seed = config.seed
+    key, position = F.col("session_key"), F.col("position")
+    delay = F.least(
+        F.floor(rnd.exponential(rnd.uniform(seed, "delay", key, position), config.arrival_delay_seconds * 1000.0)),
+        F.lit(float(MAX_ARRIVAL_DELAY_MS)),
+    ).cast("long")
+    late = rnd.uniform(seed, "late", key, position) < F.lit(config.late_share)
+    lateness = F.lit(LATE_MIN_MS) + F.floor(
+        rnd.uniform(seed, "lateness", key, position) * F.lit(float(LATE_MAX_MS - LATE_MIN_MS))
+    ).cast("long")
+    return events_df.withColumn("late", late).withColumn(
+        "arrival_ms",
+        F.col("event_ms") + delay + F.when(F.col("late"), lateness).otherwise(F.lit(0).cast("long")),
+    )
+
+
+def canonical_fields() -> "OrderedDict[str, Column]":
+    """The JSON fields of a valid event as columns of an `events()` frame, in output order."""
+    fields: OrderedDict[str, Column] = OrderedDict()
+    for name in EVENT_FIELDS:
+        fields[name] = clock.iso_millis(F.col("event_ms")) if name == "event_time" else F.col(name)
+    return fields
+
+
+def json_line(fields: "OrderedDict[str, Column]") -> Column:
+    """One JSON object (a line) from named columns; null fields are left out."""
+    return F.to_json(F.struct(*[column.alias(name) for name, column in fields.items()]), {"ignoreNullFields": "true"})

@@ -1,0 +1,137 @@
+"""Sessions: when users visit, on which device, from which referrer, and whether they buy.
+
+Each day is cut into 12 two-hour slots. A user has a session in a slot with probability
+min(1, activity_rate * diurnal_weight(slot) / 12) (so about `activity_rate` sessions a day). A
+session starts in the first 30 minutes of its slot and lasts at most 50 minutes, so two sessions
+of a user are always more than 40 minutes apart: the 30-minute inactivity rule that the ETL's
+sessionization uses recovers them exactly.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from pipelines.config.generator import DEVICES, REFERRERS, GeneratorConfig
+from pipelines.generate import clock
+from pipelines.generate import latent
+from pipelines.generate import random as rnd
+
+SLOT_HOURS = 2
+SLOTS_PER_DAY = 24 // SLOT_HOURS
+START_WINDOW_MS = 30 * clock.MS_PER_MINUTE
+"""A session starts in the first 30 minutes of its slot."""
+MAX_SESSION_MS = 50 * clock.MS_PER_MINUTE
+"""A session lasts at most 50 minutes (so sessions of a user are > 40 minutes apart)."""
+
+# Relative traffic of the 2-hour slots of a UTC day (night low, evening peak); mean 1.
+_DIURNAL = (0.35, 0.2, 0.15, 0.25, 0.6, 0.9, 1.1, 1.2, 1.3, 1.5, 1.6, 0.85)
+
+
+def slot_weights() -> list[float]:
+    """Diurnal weights of the slots of a day, normalised to mean 1."""
+    mean = sum(_DIURNAL) / len(_DIURNAL)
+    return [w / mean for w in _DIURNAL]
+
+
+def session_probability(activity_rate: Column, slot_of_day: Column) -> Column:
+    """Probability that a user with `activity_rate` sessions/day has a session in a slot."""
+    weights = F.array(*[F.lit(w) for w in slot_weights()])
+    weight = F.element_at(weights, slot_of_day + 1)
+    return F.least(F.lit(1.0), activity_rate * weight / F.lit(float(SLOTS_PER_DAY)))
+
+
+def drift_start_ms(config: GeneratorConfig) -> int | None:
+    """Epoch milliseconds of the drift start, None without drift."""
+    start = config.drift.start_date
+    return None if start is None else clock.epoch_millis(start)
+
+
+def after_drift(start_ms: Column, config: GeneratorConfig) -> Column:
+    """Whether a session starting at `start_ms` belongs to the drifted period."""
+    boundary = drift_start_ms(config)
+    if boundary is None:
+        return F.lit(False)
+    return start_ms >= F.lit(boundary)
+
+
+def sessions(users_df: DataFrame, config: GeneratorConfig) -> DataFrame:
+    """One row per session (no events yet): session_key (long, unique), user columns, session_id,
+    session_start_ms, device, referrer, after_drift, purchase_logit, p_purchase, purchased."""
+    seed = config.seed
+    behaviour = config.behaviour
+    slots = config.days * SLOTS_PER_DAY
+    start_ms = clock.epoch_millis(config.start_date)
+
+    slot = F.col("slot")
+    key = F.col("session_key")
+    candidates = users_df.select(
+        "*", F.explode(F.sequence(F.lit(0), F.lit(slots - 1))).alias("slot")
+    ).where(
+        rnd.uniform(seed, "session", F.col("user_idx"), slot)
+        < session_probability(F.col("activity_rate"), F.pmod(slot, F.lit(SLOTS_PER_DAY)))
+    )
+    placed = candidates.withColumn("session_key", F.col("user_idx") * F.lit(slots) + slot.cast("long")).withColumn(
+        "session_start_ms",
+        F.lit(start_ms)
+        + slot.cast("long") * F.lit(SLOT_HOURS * clock.MS_PER_HOUR)
+        + F.floor(rnd.uniform(seed, "start", key) * F.lit(START_WINDOW_MS)).cast("long"),
+    )
+
+    device_weights = [behaviour.device_weights.get(d, 0.0) for d in DEVICES]
+    device = F.when(
+        rnd.uniform(seed, "sticky", key) < F.lit(behaviour.home_device_stickiness), F.col("home_device")
+    ).otherwise(rnd.choice(rnd.uniform(seed, "device", key), DEVICES, device_weights))
+    drifted = after_drift(F.col("session_start_ms"), config)
+    if config.drift.start_date is not None and config.drift.mobile_share_shift > 0:
+        device = F.when(
+            drifted & (rnd.uniform(seed, "drift_mobile", key) < F.lit(config.drift.mobile_share_shift)), F.lit("mobile")
+        ).otherwise(device)
+    referrer_weights = [behaviour.referrer_weights.get(r, 0.0) for r in REFERRERS]
+
+    attributed = placed.select(
+        "session_key",
+        "user_idx",
+        "user_id",
+        "propensity",
+        "country",
+        rnd.hex16(seed, "session_id", key).alias("session_id"),
+        "session_start_ms",
+        device.alias("device"),
+        rnd.choice(rnd.uniform(seed, "referrer", key), REFERRERS, referrer_weights).alias("referrer"),
+        drifted.alias("after_drift"),
+    )
+    logit = latent.purchase_logit(
+        F.col("propensity"), F.col("device"), F.col("referrer"), F.col("after_drift"), config
+    )
+    with_logit = attributed.withColumn("purchase_logit", logit)
+    return with_logit.withColumn("p_purchase", rnd.sigmoid(F.col("purchase_logit"))).withColumn(
+        "purchased", rnd.uniform(seed, "purchase", key) < F.col("p_purchase")
+    )
+
+
+def truth_sessions(funnel_df: DataFrame) -> DataFrame:
+    """The `truth.sessions` table from sessions with their funnel (`events.with_funnel`)."""
+    events = F.col("events")
+
+    def count(event_type: str) -> Column:
+        return F.size(F.filter(events, lambda e: e["event_type"] == F.lit(event_type)))
+
+    return funnel_df.select(
+        "user_id",
+        "session_id",
+        clock.timestamp(F.col("session_start_ms")).alias("session_start"),
+        clock.timestamp(F.col("session_start_ms") + F.element_at(events, -1)["offset_ms"]).alias("session_end"),
+        "device",
+        "referrer",
+        "country",
+        F.size(events).alias("n_events"),
+        count("product_view").alias("n_product_views"),
+        count("add_to_cart").alias("n_add_to_cart"),
+        count("remove_from_cart").alias("n_remove_from_cart"),
+        count("purchase").alias("n_purchases"),
+        "after_drift",
+        "purchase_logit",
+        "p_purchase",
+        "purchased",
+    )

@@ -1,0 +1,191 @@
+"""`clickml generate`: landing files plus ground-truth tables, and the oracle AUCs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from pipelines.config import ClickmlConfig
+from pipelines.config.generator import BAD_RECORD_KINDS, GeneratorConfig
+from pipelines.generate import corrupt, landing, latent, sizing
+from pipelines.generate import events as ev
+from pipelines.generate import sessions as sess
+from pipelines.generate import users as usr
+
+log = logging.getLogger("pipelines.generate")
+
+
+@dataclass
+class LandingResult:
+    """What `generate_landing` wrote."""
+
+    path: str
+    files: int
+    hours: int
+    lines: int
+    events: int
+    late_events: int
+    bad_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def bad_lines(self) -> int:
+        return sum(self.bad_counts.values())
+
+
+@dataclass
+class GenerateResult:
+    """What `run` wrote and measured."""
+
+    output_path: str
+    users: int
+    sessions: int
+    purchasing_sessions: int
+    events: int
+    lines: int
+    files: int
+    hours: int
+    late_events: int
+    bad_counts: dict[str, int]
+    oracle_session_auc: float
+    expected_session_auc: float
+    oracle_window_auc: float
+    window_cutoff: dt.date
+    window_horizon_days: int
+    seconds: float
+
+    @property
+    def bad_lines(self) -> int:
+        return sum(self.bad_counts.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["window_cutoff"] = self.window_cutoff.isoformat()
+        data["bad_lines"] = self.bad_lines
+        return data
+
+
+def landing_path(config: ClickmlConfig) -> str:
+    """`<landing.root>/<generator.source>`."""
+    return config.landing.root.rstrip("/") + "/" + config.generator.source
+
+
+def build_users(spark: SparkSession, gen: GeneratorConfig) -> DataFrame:
+    """Users with their latent attributes (internal columns included)."""
+    return usr.users(spark, gen)
+
+
+def build_sessions(spark: SparkSession, gen: GeneratorConfig) -> DataFrame:
+    """Sessions with their funnel (`events` array); the source of both truth and events."""
+    return ev.with_funnel(sess.sessions(build_users(spark, gen), gen), gen)
+
+
+def build_events(spark: SparkSession, gen: GeneratorConfig) -> DataFrame:
+    """Valid events, typed (see `events.events`)."""
+    return ev.events(build_sessions(spark, gen), gen)
+
+
+def build_lines(spark: SparkSession, gen: GeneratorConfig) -> DataFrame:
+    """All output lines: line, arrival_ms, kind, late."""
+    return corrupt.output_lines(build_events(spark, gen), gen)
+
+
+def generate_landing(config: ClickmlConfig, spark: SparkSession) -> LandingResult:
+    """Write the landing files (replacing the source folder) and count lines by kind."""
+    gen = config.generator
+    path = landing_path(config)
+    expected = sizing.estimate(gen)
+    observation = Observation("generate")
+    kinds = (corrupt.VALID, *BAD_RECORD_KINDS)
+    lines = build_lines(spark, gen).observe(
+        observation,
+        F.count(F.lit(1)).alias("lines"),
+        F.sum(F.col("late").cast("long")).alias("late"),
+        *[F.sum((F.col("kind") == F.lit(kind)).cast("long")).alias(kind) for kind in kinds],
+    )
+    files = landing.write_lines(spark, lines, path, gzip=gen.gzip, files_per_hour=gen.files_per_hour,
+                                expected_lines=int(expected.lines))
+    metrics = observation.get
+    bad = {kind: int(metrics.get(kind) or 0) for kind in BAD_RECORD_KINDS}
+    result = LandingResult(
+        path=path,
+        files=files.files,
+        hours=files.hours,
+        lines=int(metrics.get("lines") or 0),
+        events=int(metrics.get(corrupt.VALID) or 0),
+        late_events=int(metrics.get("late") or 0),
+        bad_counts=bad,
+    )
+    log.info(
+        "landed %d lines (%d valid events, %d late, %d bad: %s) in %d files over %d hours under %s",
+        result.lines, result.events, result.late_events, result.bad_lines,
+        ", ".join(f"{k}={v}" for k, v in bad.items() if v), result.files, result.hours, path,
+    )
+    return result
+
+
+def write_truth(config: ClickmlConfig, spark: SparkSession, lake) -> None:
+    """Write `truth.users` and `truth.sessions` through the lake (overwrite)."""
+    gen = config.generator
+    users_df = build_users(spark, gen)
+    lake.write(usr.truth_users(users_df), config.tables.truth_users, mode="overwrite")
+    funnel = ev.with_funnel(sess.sessions(users_df, gen), gen)
+    lake.write(sess.truth_sessions(funnel), config.tables.truth_sessions, mode="overwrite")
+
+
+def run(config: ClickmlConfig, spark: SparkSession, lake=None) -> GenerateResult:
+    """Generate the clickstream: landing files, `truth.users`, `truth.sessions`, oracle AUCs."""
+    started = time.monotonic()
+    if lake is None:
+        from pipelines.lake import Lake
+
+        lake = Lake(config, spark)
+    gen = config.generator
+    plan = sizing.estimate(gen)
+    log.info(
+        "generating seed=%d: %d users x %d days from %s, expected ~%.0f sessions, ~%.0f events, ~%.0f lines",
+        gen.seed, gen.users, gen.days, gen.start_date, plan.sessions, plan.events, plan.lines,
+    )
+    write_truth(config, spark, lake)
+    log.info("wrote %s and %s", config.tables.truth_users, config.tables.truth_sessions)
+    landed = generate_landing(config, spark)
+
+    truth_sessions = lake.read(config.tables.truth_sessions)
+    counts = truth_sessions.agg(
+        F.count(F.lit(1)).alias("sessions"), F.sum(F.col("purchased").cast("long")).alias("purchasing")
+    ).first()
+    users = lake.read(config.tables.truth_users).count()
+    session_auc = latent.session_auc(truth_sessions)
+    expected_auc = latent.expected_session_auc(gen)
+    cutoff, horizon = latent.default_window(gen)
+    window_auc = latent.oracle_window_auc(truth_sessions, cutoff, horizon)
+    result = GenerateResult(
+        output_path=landed.path,
+        users=int(users),
+        sessions=int(counts["sessions"] or 0),
+        purchasing_sessions=int(counts["purchasing"] or 0),
+        events=landed.events,
+        lines=landed.lines,
+        files=landed.files,
+        hours=landed.hours,
+        late_events=landed.late_events,
+        bad_counts=landed.bad_counts,
+        oracle_session_auc=session_auc,
+        expected_session_auc=expected_auc,
+        oracle_window_auc=window_auc,
+        window_cutoff=cutoff,
+        window_horizon_days=horizon,
+        seconds=time.monotonic() - started,
+    )
+    log.info(
+        "oracle AUC: session %.4f (expected from the model %.4f), user window (%s, +%dd] %.4f; %d users, "
+        "%d sessions (%d purchasing) in %.1fs",
+        session_auc, expected_auc, cutoff, horizon, window_auc, result.users, result.sessions,
+        result.purchasing_sessions, result.seconds,
+    )
+    return result
