@@ -74,44 +74,56 @@ def category_index(seed: int, product: Column) -> Column:
     return rnd.choice_index(rnd.uniform(seed, "category", product), [c[1] for c in CATEGORIES])
 
 
+def category_name(index: Column) -> Column:
+    """The category code of a category index, e.g. `electronics.smartphone`."""
+    return F.element_at(F.array(*[F.lit(c[0]) for c in CATEGORIES]), index + 1)
+
+
 def category(seed: int, product: Column) -> Column:
-    """The category code, e.g. `electronics.smartphone`."""
-    names = F.array(*[F.lit(c[0]) for c in CATEGORIES])
-    return F.element_at(names, category_index(seed, product) + 1)
+    """The product's category code."""
+    return category_name(category_index(seed, product))
 
 
-def brand(seed: int, product: Column) -> Column:
-    """A brand of the product's category (the first brands of a list are the more frequent)."""
+def brand(seed: int, product: Column, index: Column | None = None) -> Column:
+    """A brand of the product's category (the first brands of a list are the more frequent).
+    `index` is the product's category index when already computed."""
+    index = category_index(seed, product) if index is None else index
     lists = F.array(*[F.array(*[F.lit(b) for b in c[3]]) for c in CATEGORIES])
-    brands = F.element_at(lists, category_index(seed, product) + 1)
+    brands = F.element_at(lists, index + 1)
     u = rnd.uniform(seed, "brand", product)
     # u^2 favours the first brands of the list: a mild brand concentration.
-    pick = F.floor(u * u * F.size(brands)).cast("int") + 1
+    pick = F.floor(F.pow(u, F.lit(2.0)) * F.size(brands)).cast("int") + 1
     return F.element_at(brands, pick)
 
 
-def base_price(seed: int, product: Column) -> Column:
+def base_price(seed: int, product: Column, index: Column | None = None) -> Column:
     """List price in USD: lognormal around the category's median, rounded to cents."""
+    index = category_index(seed, product) if index is None else index
     medians = F.array(*[F.lit(math.log(c[2])) for c in CATEGORIES])
-    log_median = F.element_at(medians, category_index(seed, product) + 1)
+    log_median = F.element_at(medians, index + 1)
     price = F.exp(log_median + F.lit(PRICE_SIGMA) * rnd.normal(seed, "price", product))
     return F.greatest(F.round(price, 2), F.lit(MIN_PRICE))
 
 
-def price(seed: int, product: Column, factor: Column | float = 1.0) -> Column:
+def price(seed: int, product: Column, factor: Column | float = 1.0, index: Column | None = None) -> Column:
     """Price in USD after a (drift) factor, rounded to cents."""
+    base = base_price(seed, product, index)
+    if not isinstance(factor, Column) and float(factor) == 1.0:
+        return base
     factor_col = factor if isinstance(factor, Column) else F.lit(float(factor))
-    return F.greatest(F.round(base_price(seed, product) * factor_col, 2), F.lit(MIN_PRICE))
+    return F.greatest(F.round(base * factor_col, 2), F.lit(MIN_PRICE))
 
 
 def catalog(spark: SparkSession, config: GeneratorConfig) -> DataFrame:
     """The catalogue as a table: product_id, popularity_rank, category, brand, price (before drift)."""
     seed = config.seed
     product = F.col("id")
-    return spark.range(config.products).select(
+    indexed = spark.range(config.products).select(product, category_index(seed, product).alias("category_index"))
+    index = F.col("category_index")
+    return indexed.select(
         product_id(product).alias("product_id"),
         product.alias("popularity_rank"),
-        category(seed, product).alias("category"),
-        brand(seed, product).alias("brand"),
-        base_price(seed, product).alias("price"),
+        category_name(index).alias("category"),
+        brand(seed, product, index).alias("brand"),
+        base_price(seed, product, index).alias("price"),
     )

@@ -50,80 +50,110 @@ def _between(u: Column, low: int, high: int) -> Column:
     return F.lit(low) + F.floor(u * F.lit(float(high - low))).cast("long")
 
 
-def bad_lines(events_df: DataFrame, config: GeneratorConfig) -> DataFrame:
-    """The bad lines spawned by valid events (frame of `events.events`): line, arrival_ms, kind."""
+def with_bad_lines(events_df: DataFrame, config: GeneratorConfig) -> DataFrame:
+    """Add to valid events (frame of `events.events`) the formatted `event_time` and the bad line
+    each one spawns, if any: bad_kind (null: none), bad_line, bad_arrival_ms."""
     seed = config.seed
     rate = injection_rate(config.bad_records.share)
-    if rate <= 0.0:
-        return events_df.sparkSession.createDataFrame([], "line string, arrival_ms long, kind string")
     key, position = F.col("session_key"), F.col("position")
 
     def u(salt: str) -> Column:
         return rnd.uniform(seed, salt, key, position)
 
-    spawning = events_df.where(u("bad") < F.lit(rate)).withColumn(
-        "kind", rnd.choice(u("bad_kind"), BAD_RECORD_KINDS, kind_weights(config))
+    no_bad = F.lit(None).cast("string")
+    if rate <= 0.0:
+        return events_df.select(
+            "*",
+            clock.iso_millis(F.col("event_ms")).alias("event_time"),
+            no_bad.alias("bad_kind"),
+            no_bad.alias("bad_line"),
+            F.lit(None).cast("long").alias("bad_arrival_ms"),
+        )
+    spawns = u("bad") < F.lit(rate)
+    staged = events_df.select(
+        "*",
+        clock.iso_millis(F.col("event_ms")).alias("event_time"),
+        F.when(spawns, rnd.choice(u("bad_kind"), BAD_RECORD_KINDS, kind_weights(config))).alias("bad_kind"),
+        F.when(spawns, rnd.uuid_string(seed, "bad_event_id", key, position)).alias("_bad_id"),
+        F.when(spawns, u("variant")).alias("_u"),
     )
-    kind = F.col("kind")
+    kind = F.col("bad_kind")
     arrival = F.col("arrival_ms")
+    variant = F.col("_u")
 
     def fields(**changes: Column) -> OrderedDict[str, Column]:
-        base = ev.canonical_fields()
-        base["event_id"] = rnd.uuid_string(seed, "bad_event_id", key, position)
+        base = ev.canonical_fields(F.col("event_time"))
+        base["event_id"] = F.col("_bad_id")
         base.update(changes)
         return base
 
-    canonical = ev.json_line(ev.canonical_fields())
-    fresh = ev.json_line(fields())
-    truncated = F.expr("substring(_fresh, 1, greatest(1, cast(floor(length(_fresh) * _cut) as int)))")
+    def offset(low: int, high: int) -> Column:
+        return _between(variant, low, high)
 
-    required = ev.REQUIRED_FIELDS
-    dropped = F.floor(u("missing") * F.lit(len(required))).cast("int")
+    fresh = ev.json_line(fields())
+    cut = F.greatest(F.lit(1), F.floor(F.length(fresh) * (F.lit(0.2) + F.lit(0.7) * variant)).cast("int"))
+    truncated = F.substring(fresh, F.lit(1), cut)
+
+    base = fields()
+    dropped = F.floor(variant * F.lit(len(ev.REQUIRED_FIELDS))).cast("int")
     missing = ev.json_line(
-        fields(**{name: F.when(dropped == F.lit(i), F.lit(None)).otherwise(column)
-                  for i, (name, column) in enumerate(fields().items()) if name in required})
+        fields(**{name: F.when(dropped != F.lit(i), base[name]) for i, name in enumerate(ev.REQUIRED_FIELDS)})
     )
     time_as_number = ev.json_line(fields(event_time=F.col("event_ms")))
     price_as_string = ev.json_line(fields(price=F.format_string("%.2f USD", F.col("price"))))
-    wrong_type = F.when(F.col("price").isNotNull() & (u("wrong_type") < F.lit(0.5)), price_as_string).otherwise(
-        time_as_number
-    )
+    wrong_type = F.when(F.col("price").isNotNull() & (variant < F.lit(0.5)), price_as_string).otherwise(time_as_number)
     unknown = ev.json_line(
-        fields(event_type=rnd.choice(u("unknown_type"), UNKNOWN_EVENT_TYPES, [1.0] * len(UNKNOWN_EVENT_TYPES)))
+        fields(event_type=rnd.choice(variant, UNKNOWN_EVENT_TYPES, [1.0] * len(UNKNOWN_EVENT_TYPES)))
     )
-    too_old = ev.json_line(
-        fields(event_time=clock.iso_millis(arrival - _between(u("too_old"), TOO_OLD_MIN_MS, TOO_OLD_MAX_MS)))
-    )
-    future = ev.json_line(fields(event_time=clock.iso_millis(arrival + _between(u("future"), FUTURE_MIN_MS, FUTURE_MAX_MS))))
+    too_old = ev.json_line(fields(event_time=clock.iso_millis(arrival - offset(TOO_OLD_MIN_MS, TOO_OLD_MAX_MS))))
+    future = ev.json_line(fields(event_time=clock.iso_millis(arrival + offset(FUTURE_MIN_MS, FUTURE_MAX_MS))))
+    duplicate = ev.json_line(ev.canonical_fields(F.col("event_time")))
 
     line = (
         F.when(kind == "malformed_json", truncated)
         .when(kind == "missing_field", missing)
         .when(kind == "wrong_type", wrong_type)
-        .when(kind == "duplicate", canonical)
+        .when(kind == "duplicate", duplicate)
         .when(kind == "unknown_event_type", unknown)
         .when(kind == "too_old", too_old)
-        .otherwise(future)
+        .when(kind == "future", future)
     )
-    redelivery = _between(u("redelivery"), 0, ev.MAX_ARRIVAL_DELAY_MS)
+    bad_arrival = arrival + F.when(kind == "duplicate", offset(0, ev.MAX_ARRIVAL_DELAY_MS)).otherwise(
+        F.lit(0).cast("long")
+    )
+    return staged.select(
+        *events_df.columns,
+        "event_time",
+        "bad_kind",
+        line.alias("bad_line"),
+        F.when(kind.isNotNull(), bad_arrival).alias("bad_arrival_ms"),
+    )
+
+
+def bad_lines(events_df: DataFrame, config: GeneratorConfig) -> DataFrame:
+    """Only the bad lines: line, arrival_ms, kind."""
     return (
-        spawning.withColumn("_fresh", F.when(kind == "malformed_json", fresh))
-        .withColumn("_cut", F.lit(0.2) + F.lit(0.7) * u("cut"))
-        .select(
-            line.alias("line"),
-            (arrival + F.when(kind == "duplicate", redelivery).otherwise(F.lit(0).cast("long"))).alias("arrival_ms"),
-            kind.alias("kind"),
-        )
+        with_bad_lines(events_df, config)
+        .where(F.col("bad_kind").isNotNull())
+        .select(F.col("bad_line").alias("line"), F.col("bad_arrival_ms").alias("arrival_ms"), F.col("bad_kind").alias("kind"))
     )
 
 
 def output_lines(events_df: DataFrame, config: GeneratorConfig) -> DataFrame:
-    """All lines to land: line, arrival_ms, kind (`valid` or a bad kind), late (valid and late)."""
-    valid = events_df.select(
-        ev.json_line(ev.canonical_fields()).alias("line"),
-        "arrival_ms",
+    """All lines to land, in one pass over the events: line, arrival_ms, kind (`valid` or a bad
+    kind), late (a valid line arriving late)."""
+    staged = with_bad_lines(events_df, config)
+    valid = F.struct(
+        ev.json_line(ev.canonical_fields(F.col("event_time"))).alias("line"),
+        F.col("arrival_ms").alias("arrival_ms"),
         F.lit(VALID).alias("kind"),
-        F.col("late"),
+        F.col("late").alias("late"),
     )
-    bad = bad_lines(events_df, config).withColumn("late", F.lit(False))
-    return valid.unionByName(bad)
+    bad = F.struct(
+        F.col("bad_line").alias("line"),
+        F.col("bad_arrival_ms").alias("arrival_ms"),
+        F.col("bad_kind").alias("kind"),
+        F.lit(False).alias("late"),
+    )
+    # inline_outer: see events.events (no inferred filter); the array always holds the valid line
+    return staged.select(F.inline_outer(F.filter(F.array(valid, bad), lambda x: x["kind"].isNotNull())))

@@ -124,27 +124,37 @@ def events(funnel_df: DataFrame, config: GeneratorConfig) -> DataFrame:
         "referrer",
         "country",
         "after_drift",
-        F.posexplode("events").alias("position", "event"),
+        # _outer: a plain posexplode makes the optimizer infer size(events) > 0 and push that
+        # filter (the whole funnel expression) below every projection; funnels are never empty
+        F.posexplode_outer("events").alias("position", "event"),
     )
     key, position = F.col("session_key"), F.col("position")
-    product = F.col("event.product")
+    product = F.col("product")
     has_product = product.isNotNull()
-    factor = F.lit(1.0)
+    factor: Column | float = 1.0
     if config.drift.start_date is not None and config.drift.price_factor != 1.0:
         factor = F.when(F.col("after_drift"), F.lit(config.drift.price_factor)).otherwise(F.lit(1.0))
-    event_ms = F.col("session_start_ms") + F.col("event.offset_ms")
-    typed = exploded.select(
+    # two projections: the category index and the id halves are computed once per event
+    keyed = exploded.select(
+        "*",
+        F.col("event.product").alias("product"),
+        F.when(F.col("event.product").isNotNull(), catalog.category_index(seed, F.col("event.product"))).alias("_cat"),
+        rnd.hex16(seed, "event_id:hi", key, position).alias("_hi"),
+        rnd.hex16(seed, "event_id:lo", key, position).alias("_lo"),
+    )
+    index = F.col("_cat")
+    typed = keyed.select(
         "session_key",
         "position",
-        rnd.uuid_string(seed, "event_id", key, position).alias("event_id"),
-        event_ms.alias("event_ms"),
+        rnd.uuid_from_hex(F.col("_hi"), F.col("_lo")).alias("event_id"),
+        (F.col("session_start_ms") + F.col("event.offset_ms")).alias("event_ms"),
         F.col("event.event_type").alias("event_type"),
         "user_id",
         "session_id",
         F.when(has_product, catalog.product_id(product)).alias("product_id"),
-        F.when(has_product, catalog.category(seed, product)).alias("category"),
-        F.when(has_product, catalog.brand(seed, product)).alias("brand"),
-        F.when(has_product, catalog.price(seed, product, factor)).alias("price"),
+        F.when(has_product, catalog.category_name(index)).alias("category"),
+        F.when(has_product, catalog.brand(seed, product, index)).alias("brand"),
+        F.when(has_product, catalog.price(seed, product, factor, index)).alias("price"),
         F.when(has_product, F.lit(CURRENCY)).alias("currency"),
         "device",
         "referrer",
@@ -173,11 +183,13 @@ def with_arrival(events_df: DataFrame, config: GeneratorConfig) -> DataFrame:
     )
 
 
-def canonical_fields() -> "OrderedDict[str, Column]":
-    """The JSON fields of a valid event as columns of an `events()` frame, in output order."""
+def canonical_fields(event_time: Column | None = None) -> "OrderedDict[str, Column]":
+    """The JSON fields of a valid event as columns of an `events()` frame, in output order.
+    `event_time` replaces the formatted `event_ms` when already computed."""
     fields: OrderedDict[str, Column] = OrderedDict()
     for name in EVENT_FIELDS:
-        fields[name] = clock.iso_millis(F.col("event_ms")) if name == "event_time" else F.col(name)
+        fields[name] = F.col(name)
+    fields["event_time"] = clock.iso_millis(F.col("event_ms")) if event_time is None else event_time
     return fields
 
 

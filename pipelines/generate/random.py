@@ -75,14 +75,15 @@ def cumulative(weights: Sequence[float]) -> list[float]:
 
 
 def choice_index(u: Column, weights: Sequence[float]) -> Column:
-    """The index i (int) with probability weights[i] / sum(weights), by inverse CDF of `u`."""
-    bounds = cumulative(weights)
-    last = max(i for i, w in enumerate(weights) if w > 0)
-    expr = F.lit(last)
-    for index in range(last - 1, -1, -1):
-        if weights[index] > 0:
-            expr = F.when(u < F.lit(bounds[index]), F.lit(index)).otherwise(expr)
-    return expr
+    """The index i (int) with probability weights[i] / sum(weights), by inverse CDF of `u`.
+
+    Counts the cumulative bounds at or below `u` (u appears once in the expression, so the
+    plan stays small however many categories there are).
+    """
+    bounds = cumulative(weights)[:-1]
+    if not bounds:
+        return F.lit(0)
+    return F.size(F.filter(F.array(*[F.lit(b) for b in bounds]), lambda b: b <= u))
 
 
 def choice(u: Column, values: Sequence[str], weights: Sequence[float]) -> Column:
@@ -97,10 +98,8 @@ def hex16(seed: int, salt: str, *keys: Column | int) -> Column:
     return F.lower(F.lpad(F.hex(hash64(seed, salt, *keys)), 16, "0"))
 
 
-def uuid_string(seed: int, salt: str, *keys: Column | int) -> Column:
-    """A UUID-formatted string (8-4-4-4-12 hex digits) from 128 hash bits."""
-    high = hex16(seed, salt + ":hi", *keys)
-    low = hex16(seed, salt + ":lo", *keys)
+def uuid_from_hex(high: Column, low: Column) -> Column:
+    """A UUID-formatted string (8-4-4-4-12) from two 16-character hex strings."""
     return F.concat_ws(
         "-",
         F.substring(high, 1, 8),
@@ -109,3 +108,8 @@ def uuid_string(seed: int, salt: str, *keys: Column | int) -> Column:
         F.substring(low, 1, 4),
         F.substring(low, 5, 12),
     )
+
+
+def uuid_string(seed: int, salt: str, *keys: Column | int) -> Column:
+    """A UUID-formatted string (8-4-4-4-12 hex digits) from 128 hash bits."""
+    return uuid_from_hex(hex16(seed, salt + ":hi", *keys), hex16(seed, salt + ":lo", *keys))

@@ -42,7 +42,7 @@ class LandingResult:
 class GenerateResult:
     """What `run` wrote and measured."""
 
-    output_path: str
+    landing_path: str
     users: int
     sessions: int
     purchasing_sessions: int
@@ -62,6 +62,27 @@ class GenerateResult:
     @property
     def bad_lines(self) -> int:
         return sum(self.bad_counts.values())
+
+    @property
+    def output_path(self) -> str:
+        """Alias of `landing_path`."""
+        return self.landing_path
+
+    def report(self) -> str:
+        """A human-readable summary (printed by `clickml generate`)."""
+        bad = ", ".join(f"{k} {v:,}" for k, v in self.bad_counts.items() if v) or "none"
+        share = self.bad_lines / self.lines if self.lines else 0.0
+        return "\n".join(
+            [
+                f"landing files          {self.landing_path} ({self.files:,} files in {self.hours:,} hour folders)",
+                f"users / sessions       {self.users:,} / {self.sessions:,} ({self.purchasing_sessions:,} with a purchase)",
+                f"valid events           {self.events:,} ({self.late_events:,} arriving 1-48 h late)",
+                f"bad lines              {self.bad_lines:,} of {self.lines:,} ({share:.1%}): {bad}",
+                f"oracle AUC (session)   {self.oracle_session_auc:.4f} realised, {self.expected_session_auc:.4f} expected from the model",
+                f"oracle AUC (user)      {self.oracle_window_auc:.4f} for a purchase in ({self.window_cutoff}, +{self.window_horizon_days} days]",
+                f"took                   {self.seconds:.1f}s",
+            ]
+        )
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -165,7 +186,7 @@ def run(config: ClickmlConfig, spark: SparkSession, lake=None) -> GenerateResult
     cutoff, horizon = latent.default_window(gen)
     window_auc = latent.oracle_window_auc(truth_sessions, cutoff, horizon)
     result = GenerateResult(
-        output_path=landed.path,
+        landing_path=landed.path,
         users=int(users),
         sessions=int(counts["sessions"] or 0),
         purchasing_sessions=int(counts["purchasing"] or 0),
