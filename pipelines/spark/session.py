@@ -129,8 +129,11 @@ def submitted_settings() -> dict[str, str] | None:
     """Settings of the JVM that spark-submit started for this driver, or None when not submitted."""
     if "PYSPARK_GATEWAY_PORT" not in os.environ:
         return None
-    from pyspark import SparkConf
+    from pyspark import SparkConf, SparkContext
 
+    # Connect to the JVM that spark-submit started; only then does SparkConf() load the
+    # submitted settings (they are JVM system properties there).
+    SparkContext._ensure_initialized()
     return dict(SparkConf().getAll())
 
 
