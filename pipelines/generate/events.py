@@ -65,9 +65,22 @@ def with_funnel(sessions_df: DataFrame, config: GeneratorConfig) -> DataFrame:
     z = F.col("propensity")
     purchased = F.col("purchased")
 
+    # Per-session draws first, in their own projection, so that the lambdas below reference
+    # them instead of recomputing them for every element.
     views_mean = F.lit(behaviour.extra_views_mean) * F.exp(F.lit(behaviour.views_propensity_weight) * z)
-    n_views = F.least(F.lit(behaviour.max_views), F.lit(1) + rnd.geometric(rnd.uniform(seed, "views", key), views_mean))
-    cart_p = rnd.sigmoid(F.lit(behaviour.cart_intercept) + F.lit(behaviour.cart_propensity_weight) * z)
+    pace = F.exp(F.lit(math.log(behaviour.event_gap_seconds * 1000.0)) + F.lit(GAP_SIGMA) * rnd.normal(seed, "gap", key))
+    drawn = sessions_df.select(
+        "*",
+        F.least(F.lit(behaviour.max_views), F.lit(1) + rnd.geometric(rnd.uniform(seed, "views", key), views_mean)).alias(
+            "_n_views"
+        ),
+        rnd.sigmoid(F.lit(behaviour.cart_intercept) + F.lit(behaviour.cart_propensity_weight) * z).alias("_cart_p"),
+        F.when(rnd.uniform(seed, "entry", key) < F.lit(behaviour.search_share), F.lit("search"))
+        .otherwise(F.lit("page_view"))
+        .alias("_entry"),
+        F.least(F.greatest(pace, F.lit(float(MIN_GAP_MS))), F.lit(float(MAX_GAP_MS))).alias("_pace"),
+    )
+    n_views, cart_p = F.col("_n_views"), F.col("_cart_p")
 
     def view(i: Column) -> Column:
         bought_here = purchased & (i == n_views)
@@ -76,11 +89,8 @@ def with_funnel(sessions_df: DataFrame, config: GeneratorConfig) -> DataFrame:
         product = catalog.zipf_rank(rnd.uniform(seed, "product", key, i), config.products, config.zipf_exponent)
         return F.struct(product.alias("product"), cart.alias("cart"), remove.alias("remove"))
 
-    views = F.transform(F.sequence(F.lit(1), n_views), view)
-    entry_type = F.when(rnd.uniform(seed, "entry", key) < F.lit(behaviour.search_share), F.lit("search")).otherwise(
-        F.lit("page_view")
-    )
-    no_product = F.lit(None).cast("long")
+    viewed = drawn.select("*", F.transform(F.sequence(F.lit(1), n_views), view).alias("_views"))
+    views = F.col("_views")
     browsing = F.flatten(
         F.transform(
             views,
@@ -92,13 +102,14 @@ def with_funnel(sessions_df: DataFrame, config: GeneratorConfig) -> DataFrame:
         )
     )
     buying = F.transform(views, lambda v: _event("purchase", v["product"], purchased & v["cart"] & ~v["remove"]))
-    funnel = F.filter(F.concat(F.array(_event(entry_type, no_product, F.lit(True))), browsing, buying), lambda e: e["keep"])
-
-    staged = sessions_df.withColumn("_funnel", funnel)
-    # Per-session pace: a lognormal gap, capped so that the whole session lasts < MAX_SESSION_MS.
-    size = F.size(F.col("_funnel"))
-    gap = F.exp(F.lit(math.log(behaviour.event_gap_seconds * 1000.0)) + F.lit(GAP_SIGMA) * rnd.normal(seed, "gap", key))
-    gap = F.least(F.greatest(gap, F.lit(float(MIN_GAP_MS))), F.lit(float(MAX_GAP_MS)), F.lit(float(sess.MAX_SESSION_MS)) / size)
+    entry = F.array(_event(F.col("_entry"), F.lit(None).cast("long"), F.lit(True)))
+    funnel = F.filter(F.concat(entry, browsing, buying), lambda e: e["keep"])
+    staged = viewed.select("*", funnel.alias("_funnel"))
+    # The session's pace, capped so that the whole session lasts < MAX_SESSION_MS.
+    paced = staged.select(
+        "*", F.least(F.col("_pace"), F.lit(float(sess.MAX_SESSION_MS)) / F.size(F.col("_funnel"))).alias("_gap")
+    )
+    gap = F.col("_gap")
 
     def timed(event: Column, k: Column) -> Column:
         # event k >= 1 at gap * (k + 0.2 + 0.6 u): strictly increasing, > 0.4 gap apart
@@ -107,7 +118,7 @@ def with_funnel(sessions_df: DataFrame, config: GeneratorConfig) -> DataFrame:
         )
         return F.struct(event["event_type"].alias("event_type"), event["product"].alias("product"), offset.alias("offset_ms"))
 
-    return staged.withColumn("events", F.transform(F.col("_funnel"), timed)).drop("_funnel")
+    return paced.select(*sessions_df.columns, F.transform(F.col("_funnel"), timed).alias("events"))
 
 
 def events(funnel_df: DataFrame, config: GeneratorConfig) -> DataFrame:

@@ -92,6 +92,8 @@ def finalize(spark: SparkSession, root: str, extension: str) -> LandedFiles:
     Path = jvm.org.apache.hadoop.fs.Path
     raw = fs.getRawFileSystem() if _is_checksum_fs(fs) else None
     files = hours = 0
+    if not fs.exists(hpath):  # nothing was generated
+        return LandedFiles(root=root, files=0, hours=0)
     for date_status in fs.listStatus(hpath):
         date_path = date_status.getPath()
         if not date_status.isDirectory():

@@ -1,10 +1,11 @@
 """Sessions: when users visit, on which device, from which referrer, and whether they buy.
 
-Each day is cut into 12 two-hour slots. A user has a session in a slot with probability
-min(1, activity_rate * diurnal_weight(slot) / 12) (so about `activity_rate` sessions a day). A
-session starts in the first 30 minutes of its slot and lasts at most 50 minutes, so two sessions
-of a user are always more than 40 minutes apart: the 30-minute inactivity rule that the ETL's
-sessionization uses recovers them exactly.
+Each day is cut into 12 two-hour slots, shifted for each user by a fixed random phase in
+[0, 2h). A user has a session in a slot with probability min(1, activity_rate *
+diurnal_weight(slot) / 12) (so about `activity_rate` sessions a day). A session starts in the
+first 30 minutes of its slot and lasts at most 50 minutes, so two sessions of a user are always
+more than 40 minutes apart: the 30-minute inactivity rule that the ETL's sessionization uses
+recovers them exactly. Sessions that could run past the end of the period are dropped.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def sessions(users_df: DataFrame, config: GeneratorConfig) -> DataFrame:
     behaviour = config.behaviour
     slots = config.days * SLOTS_PER_DAY
     start_ms = clock.epoch_millis(config.start_date)
+    end_ms = clock.epoch_millis(config.end_date)
 
     slot = F.col("slot")
     key = F.col("session_key")
@@ -71,11 +73,21 @@ def sessions(users_df: DataFrame, config: GeneratorConfig) -> DataFrame:
         rnd.uniform(seed, "session", F.col("user_idx"), slot)
         < session_probability(F.col("activity_rate"), F.pmod(slot, F.lit(SLOTS_PER_DAY)))
     )
-    placed = candidates.withColumn("session_key", F.col("user_idx") * F.lit(slots) + slot.cast("long")).withColumn(
-        "session_start_ms",
-        F.lit(start_ms)
-        + slot.cast("long") * F.lit(SLOT_HOURS * clock.MS_PER_HOUR)
-        + F.floor(rnd.uniform(seed, "start", key) * F.lit(START_WINDOW_MS)).cast("long"),
+    # Each user's slot grid is shifted by a fixed random phase in [0, 2h): visits of the whole
+    # population spread evenly over the clock while a user's own sessions stay > 40 min apart.
+    slot_ms = SLOT_HOURS * clock.MS_PER_HOUR
+    phase = F.floor(rnd.uniform(seed, "phase", F.col("user_idx")) * F.lit(float(slot_ms))).cast("long")
+    placed = (
+        candidates.withColumn("session_key", F.col("user_idx") * F.lit(slots) + slot.cast("long"))
+        .withColumn(
+            "session_start_ms",
+            F.lit(start_ms)
+            + slot.cast("long") * F.lit(slot_ms)
+            + phase
+            + F.floor(rnd.uniform(seed, "start", key) * F.lit(START_WINDOW_MS)).cast("long"),
+        )
+        # sessions that could run past the end of the period are not generated
+        .where(F.col("session_start_ms") + F.lit(MAX_SESSION_MS) < F.lit(end_ms))
     )
 
     device_weights = [behaviour.device_weights.get(d, 0.0) for d in DEVICES]
