@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Mapping
 
@@ -168,6 +169,8 @@ def build_session(config: ClickmlConfig, extra: Mapping[str, str] | None = None)
     if spark_is_local(config) and submitted is None:
         # Keep a local driver on loopback (and quiet Spark's hostname warning).
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        # Python workers must run the driver's interpreter (its venv has pyarrow and pipelines).
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder
     if submitted is not None:
         settings = merge_with_submitted(settings, submitted)
