@@ -2,7 +2,7 @@
 
     clickml [--profile P] [--conf-dir D] [--set KEY=VALUE ...] COMMAND ...
 
-Commands: demo, generate, config show, lake history|show|files|vacuum.
+Commands: demo, generate, ingest, silver, config show, lake history|show|files|vacuum.
 """
 
 from __future__ import annotations
@@ -25,6 +25,14 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("demo", help="generate a clickstream and run the pipeline on it (make demo)")
     commands.add_parser("generate", help="write a synthetic clickstream into the landing zone")
+
+    ingest = commands.add_parser("ingest", help="landing files -> bronze.events / bronze.quarantine / audit")
+    ingest.add_argument("--source", help="source name (conf/sources/<name>.yaml); default: ingest.sources")
+    ingest.add_argument("--start", type=_timestamp, help="interval start (UTC), e.g. 2024-01-01T00:00; with --end")
+    ingest.add_argument("--end", type=_timestamp, help="interval end (UTC, exclusive); without both: incremental")
+
+    silver = commands.add_parser("silver", help="bronze -> silver.events / silver.sessions (incremental)")
+    silver.add_argument("--full-refresh", action="store_true", help="rebuild every event date, not only new ones")
 
     config_cmd = commands.add_parser("config", help="inspect the resolved configuration")
     config_sub = config_cmd.add_subparsers(dest="config_command", required=True)
@@ -57,7 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"clickml: configuration error: {exc}", file=sys.stderr)
         return 2
-    handler = {"demo": _demo, "generate": _generate, "config": _config, "lake": _lake}[args.command]
+    if (getattr(args, "start", None) is None) != (getattr(args, "end", None) is None):
+        parser.error("--start and --end go together (an interval), or neither (incremental)")
+    handler = {
+        "demo": _demo, "generate": _generate, "ingest": _ingest, "silver": _silver, "config": _config, "lake": _lake,
+    }[args.command]
     from pipelines.lake import LakeError
 
     try:
@@ -86,6 +98,29 @@ def _generate(config: ClickmlConfig, args: argparse.Namespace) -> int:
 
     result = generate.run(config, _spark(config))
     print(result.report() if hasattr(result, "report") else result)
+    return 0
+
+
+def _timestamp(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO timestamp: {text!r} (e.g. 2024-01-01T00:00)") from None
+    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+
+
+def _ingest(config: ClickmlConfig, args: argparse.Namespace) -> int:
+    from pipelines import ingest
+
+    for result in ingest.run(config, _spark(config), args.source, args.start, args.end):
+        print(result.report())
+    return 0
+
+
+def _silver(config: ClickmlConfig, args: argparse.Namespace) -> int:
+    from pipelines import silver
+
+    print(silver.run(config, _spark(config), full_refresh=args.full_refresh).report())
     return 0
 
 

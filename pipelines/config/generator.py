@@ -6,6 +6,7 @@ The latent model these settings parameterise is documented in `docs/generator.md
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from typing import Literal
 
@@ -147,6 +148,49 @@ class DriftConfig(Section):
     """Added to every session's purchase logit (a shift of the latent model itself)."""
 
 
+HEAVY_SESSION_GAP_MINUTES = 45
+"""Heavy-user sessions are at least this far apart (more than the ETL's 30-minute session gap)."""
+
+
+class HeavyUsersConfig(Section):
+    """A few heavy users (bots, scrapers, abusers) with a huge number of events at machine speed."""
+
+    count: int = Field(default=0, ge=0, le=1000)
+    """Number of heavy users, added after the normal users (ids `u<users>`, `u<users + 1>`, ...;
+    0 = off). `truth.users.is_heavy` marks them."""
+    events_per_day: int = Field(default=50_000, ge=1, le=10_000_000)
+    """Valid events of each heavy user on each day (exactly)."""
+    session_events: int = Field(default=5_000, ge=1, le=200_000)
+    """Events per heavy session (the day's last session takes the remainder): a giant session.
+    A heavy user has ceil(events_per_day / session_events) sessions a day."""
+    events_per_second: float = Field(default=10.0, gt=0, le=200)
+    """Mean event rate inside a heavy session (sustained machine speed)."""
+
+    @property
+    def sessions_per_day(self) -> int:
+        """Heavy sessions per user and day."""
+        return math.ceil(self.events_per_day / self.session_events)
+
+    @property
+    def events_per_session(self) -> int:
+        """Events of a full heavy session (at most `session_events`)."""
+        return min(self.session_events, self.events_per_day)
+
+    @model_validator(mode="after")
+    def _sessions_fit_in_a_day(self) -> HeavyUsersConfig:
+        window_s = 86_400 / self.sessions_per_day
+        # event k of a session lies at most (k + 0.8) gaps after its start
+        duration_s = (self.events_per_session - 0.2) / self.events_per_second
+        if duration_s + HEAVY_SESSION_GAP_MINUTES * 60 > window_s:
+            raise ValueError(
+                f"{self.sessions_per_day} heavy sessions a day of {self.events_per_session} events at "
+                f"{self.events_per_second:g} events/s ({duration_s / 60:.0f} minutes each) do not fit in a day "
+                f"with {HEAVY_SESSION_GAP_MINUTES} minutes between them: raise events_per_second or lower "
+                "events_per_day / session_events"
+            )
+        return self
+
+
 class GeneratorConfig(Section):
     """Size, time span and randomness of the generated clickstream."""
 
@@ -187,6 +231,8 @@ class GeneratorConfig(Section):
     """Share and kinds of injected bad records."""
     drift: DriftConfig = Field(default_factory=DriftConfig)
     """Optional distribution drift after a date."""
+    heavy_users: HeavyUsersConfig = Field(default_factory=HeavyUsersConfig)
+    """Optional heavy users (bots/abusers): huge daily volume, giant sessions, machine speed."""
 
     @field_validator("source")
     @classmethod

@@ -82,10 +82,11 @@ def load_config(
 
     merged["profile"] = profile
     merged["project_root"] = str(directory.parent)
+    merged["conf_dir"] = str(directory)
     try:
         config = ClickmlConfig.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, origins, str(directory / "base.yaml"))) from None
+        raise ConfigError(format_validation_error(exc, origins, str(directory / "base.yaml"))) from None
     return _resolve_paths(config, directory.parent)
 
 
@@ -165,14 +166,16 @@ def _parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
     return result
 
 
-def _format_validation_error(exc: ValidationError, origins: Mapping[KeyPath, str], default_source: str) -> str:
+def format_validation_error(
+    exc: ValidationError, origins: Mapping[KeyPath, str], default_source: str, root: type[BaseModel] = ClickmlConfig
+) -> str:
     lines = [f"invalid configuration ({exc.error_count()} error{'s' if exc.error_count() > 1 else ''}):"]
     for error in exc.errors():
         loc = tuple(str(part) for part in error["loc"])
         source = _origin(loc, origins, default_source)
         where = _dotted(loc) or "(top level)"
         if error["type"] == "extra_forbidden":
-            allowed = ", ".join(sorted(_allowed_keys(loc[:-1])))
+            allowed = ", ".join(sorted(_allowed_keys(loc[:-1], root)))
             lines.append(f"  {source}: {where}: unknown key; allowed keys here: {allowed}")
         elif error["type"] == "missing":
             lines.append(f"  {source}: {where}: required key is missing")
@@ -190,16 +193,25 @@ def _origin(loc: KeyPath, origins: Mapping[KeyPath, str], default: str) -> str:
     return default
 
 
-def _allowed_keys(path: KeyPath) -> list[str]:
+def _allowed_keys(path: KeyPath, root: type[BaseModel] = ClickmlConfig) -> list[str]:
     """Field names of the model section at `path` (walking nested models by field name)."""
-    model: type[BaseModel] = ClickmlConfig
+    model: type[BaseModel] = root
     for part in path:
         field = model.model_fields.get(part)
         annotation = getattr(field, "annotation", None)
+        annotation = _model_in(annotation)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
         model = annotation
     return list(model.model_fields)
+
+
+def _model_in(annotation):
+    """The model class inside `Model | None`, or the annotation itself."""
+    for arg in getattr(annotation, "__args__", ()) or ():
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return annotation
 
 
 def _dotted(path: KeyPath) -> str:

@@ -73,6 +73,20 @@ class TablesConfig(Section):
     """Generator ground truth: one row per user with its latent propensity."""
     truth_sessions: str = "truth.sessions"
     """Generator ground truth: one row per session with its true purchase probability."""
+    bronze_events: str = "bronze.events"
+    """Typed canonical events with ingest metadata, partitioned by event_date."""
+    bronze_quarantine: str = "bronze.quarantine"
+    """Rejected records: raw text, source file and line, reason code, batch id."""
+    ingest_audit: str = "bronze.ingest_audit"
+    """One row per ingested batch: files, records read, bronze, quarantine by reason, duplicates."""
+    silver_events: str = "silver.events"
+    """Deduplicated events with rebuilt sessions, bots removed, partitioned by event_date."""
+    silver_sessions: str = "silver.sessions"
+    """One row per rebuilt session, partitioned by session_date (the date it starts)."""
+    silver_bot_users: str = "silver.bot_users"
+    """Users removed by the bot filter, with the rule that fired, per event date."""
+    silver_progress: str = "silver.progress"
+    """Ingest batches the silver stage has processed (drives incremental runs)."""
 
     @field_validator("*")
     @classmethod
@@ -165,6 +179,45 @@ class MlflowConfig(Section):
     """Model registry URI when it differs from the tracking URI."""
 
 
+class IngestConfig(Section):
+    """Landing files -> bronze (`clickml ingest`)."""
+
+    sources: list[str] = Field(default_factory=lambda: ["clickstream"])
+    """Sources ingested when none is named: files `conf/sources/<name>.yaml`."""
+    max_event_age_hours: float = Field(default=168.0, gt=0)
+    """Events older than this before their file's arrival hour are quarantined (`timestamp_too_old`)."""
+    future_tolerance_minutes: float = Field(default=60.0, ge=0)
+    """Events later than this after their file's arrival hour are quarantined (`timestamp_in_future`)."""
+    checkpoint_root: str | None = None
+    """Streaming checkpoints of incremental ingestion; None means `<lake.root>/_checkpoints/ingest`."""
+    max_files_per_trigger: int = Field(default=1000, ge=1)
+    """Incremental mode: at most this many new files per micro-batch (progress is logged per batch)."""
+
+
+class BotRulesConfig(Section):
+    """The bot/abuse filter of the silver stage; a user matching any rule on a day is dropped for that day."""
+
+    max_events_per_minute: int = Field(default=60, ge=1)
+    """Human speed limit: more events than this in one minute ..."""
+    sustained_minutes: int = Field(default=3, ge=1)
+    """... in at least this many distinct minutes of the day fires `sustained_rate`."""
+    max_events_per_session: int = Field(default=2000, ge=1)
+    """A rebuilt session with more events than this fires `giant_session`."""
+    max_events_per_day: int = Field(default=20000, ge=1)
+    """More events than this in one day fires `daily_volume`."""
+
+
+class SilverConfig(Section):
+    """bronze -> silver.events + silver.sessions (`clickml silver`)."""
+
+    session_gap_minutes: float = Field(default=30.0, gt=0)
+    """Inactivity gap that starts a new session (a gap exactly this long starts a new one)."""
+    max_session_hours: float = Field(default=24.0, gt=0)
+    """Events this far before a reprocessed day are re-read so sessions crossing midnight are rebuilt whole."""
+    bots: BotRulesConfig = Field(default_factory=BotRulesConfig)
+    """The bot/abuse rules."""
+
+
 class LoggingConfig(Section):
     """Log output of clickml commands and jobs."""
 
@@ -181,6 +234,8 @@ class ClickmlConfig(Section):
     """The profile this config was loaded with (set by the loader)."""
     project_root: str = "."
     """Absolute project root that relative paths were resolved against (set by the loader)."""
+    conf_dir: str = "conf"
+    """The config directory this config was loaded from (set by the loader); sources live below it."""
     lake: LakeConfig
     """The lakehouse: root URI, writer, object-store settings."""
     tables: TablesConfig = Field(default_factory=TablesConfig)
@@ -193,6 +248,10 @@ class ClickmlConfig(Section):
     """MLflow tracking and registry."""
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
     """The synthetic clickstream generator."""
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    """Ingestion of landing files into bronze."""
+    silver: SilverConfig = Field(default_factory=SilverConfig)
+    """The silver ETL: sessions and the bot filter."""
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     """Logging."""
 

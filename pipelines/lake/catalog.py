@@ -68,24 +68,29 @@ class Lake:
         txn: Txn | None = None,
         overwrite_schema: bool = False,
         before_commit: Callable[[int], Any] | None = None,
+        replace_partitions: Sequence[dict[str, Any]] = (),
     ) -> CommitResult:
         """Write `df` to the table in one atomic commit.
 
-        mode: `append`, `overwrite` (whole table) or `overwrite_partitions` (only the partitions
-        present in `df`). `txn` makes the write idempotent: re-running it commits nothing.
+        mode: `append`, `overwrite` (whole table) or `overwrite_partitions` (the partitions present
+        in `df`, plus those listed in `replace_partitions`, which end up holding exactly `df`'s rows).
+        `txn` makes the write idempotent: re-running it commits nothing.
         """
+        if replace_partitions and mode != "overwrite_partitions":
+            raise ValueError("replace_partitions goes with mode='overwrite_partitions'")
         if mode not in WRITE_MODES:
             raise ValueError(f"mode must be one of {', '.join(WRITE_MODES)}, got {mode!r}")
         location = self.location(name)
         lake = self.config.lake
         if self.writer == "delta-spark":
             return write_delta_spark(
-                df, location, mode, partition_by, txn, overwrite_schema, lake.commit_retries, lake.commit_backoff_seconds
+                df, location, mode, partition_by, txn, overwrite_schema, lake.commit_retries, lake.commit_backoff_seconds,
+                replace_partitions,
             )
         compression = "uncompressed" if lake.parquet_compression == "none" else lake.parquet_compression
         return write_and_commit(
             self._session(), df, location, mode, partition_by, txn, overwrite_schema,
-            lake.commit_retries, lake.commit_backoff_seconds, compression, before_commit,
+            lake.commit_retries, lake.commit_backoff_seconds, compression, before_commit, replace_partitions,
         )
 
     # -- reads -------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ def write_delta_spark(
     overwrite_schema: bool,
     retries: int,
     backoff_seconds: float,
+    replace_partitions: Sequence[dict] = (),
 ) -> CommitResult:
     """Write with the Delta data source; idempotency through Delta's txnAppId/txnVersion options."""
     if txn is not None:
@@ -41,7 +42,10 @@ def write_delta_spark(
         writer = writer.mode("append")
     else:
         writer = writer.mode("overwrite")
-        if mode == "overwrite_partitions":
+        if mode == "overwrite_partitions" and replace_partitions:
+            # Explicit partitions (some may receive no rows): a replaceWhere over their values.
+            writer = writer.option("replaceWhere", _replace_where(replace_partitions, df))
+        elif mode == "overwrite_partitions":
             writer = writer.option("partitionOverwriteMode", "dynamic")
         if overwrite_schema:
             writer = writer.option("overwriteSchema", "true")
@@ -71,6 +75,17 @@ def write_delta_spark(
     table = deltalog.open_table(location)
     version = table.version() if table is not None else None
     return CommitResult(str(location), version, attempts=attempt, write_id=write_id)
+
+
+def _replace_where(partitions: Sequence[dict], df: DataFrame) -> str:
+    """A predicate matching exactly the listed partitions and those present in `df`'s rows."""
+    keys = sorted({k for p in partitions for k in p})
+    present = [r.asDict() for r in df.select(*keys).distinct().collect()]  # bounded: one row per partition
+    clauses = []
+    for p in list(partitions) + present:
+        terms = [f"`{k}` IS NULL" if p.get(k) is None else f"`{k}` = '{str(p.get(k))}'" for k in keys]
+        clauses.append("(" + " AND ".join(terms) + ")")
+    return " OR ".join(sorted(set(clauses)))
 
 
 def read_delta_spark(spark: SparkSession, location: TableLocation, version: int | None) -> DataFrame:

@@ -302,6 +302,7 @@ def commit(
     operation: str = "WRITE",
     write_id: str | None = None,
     before_commit: Any = None,
+    replace_partitions: Sequence[dict[str, Any]] = (),
 ) -> CommitResult:
     """Commit already-written files to the table in one atomic Delta transaction.
 
@@ -310,6 +311,8 @@ def commit(
     - With `txn`, a transaction already recorded in the table makes this a no-op (`skipped`).
     - A commit that loses a race with a concurrent writer is re-planned against the new table
       version and retried up to `retries` times with jittered exponential back-off.
+    - `replace_partitions` (with `overwrite_partitions`): partitions to empty even when `files`
+      has no rows for them, e.g. `[{"event_date": "2024-01-02"}]`.
     - `before_commit(attempt)` is called just before each attempt (tests use it to inject races).
     """
     if mode not in WRITE_MODES:
@@ -321,6 +324,7 @@ def commit(
         AddAction(f.path, f.size, f.partition_values, f.modification_time, True, f.stats) for f in files
     ]
     written_partitions = {_partition_key(f.partition_values, partition_by) for f in files}
+    written_partitions |= {tuple(_partition_string(p.get(c)) for c in partition_by) for p in replace_partitions}
     delta_schema = Schema.from_arrow(schema)
     metadata = {COMMIT_WRITE_ID: write_id, COMMIT_ROWS: str(rows), COMMIT_OPERATION: operation}
 

@@ -50,6 +50,7 @@ def write_and_commit(
     backoff_seconds: float,
     compression: str,
     before_commit: Callable[[int], Any] | None = None,
+    replace_partitions: Sequence[dict[str, Any]] = (),
 ) -> CommitResult:
     """Write `df` as Parquet into the table directory and commit it with delta-rs."""
     partition_by = list(partition_by)
@@ -94,6 +95,7 @@ def write_and_commit(
         location, files, schema, mode=mode, partition_by=partition_by, txn=txn,
         overwrite_schema=overwrite_schema, retries=retries, backoff_seconds=backoff_seconds,
         write_id=write_id, before_commit=before_commit, operation=f"WRITE {mode}",
+        replace_partitions=replace_partitions,
     )
     if result.skipped:
         fs.delete_dir_contents(f"{base}/{staging}", missing_dir_ok=True)

@@ -1,0 +1,120 @@
+"""Find landing files and read them as raw records: text, file, line number, arrival time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.window import Window
+
+from pipelines.config import ClickmlConfig
+from pipelines.lake.filesystem import filesystem_for, list_files
+from pipelines.lake.location import TableLocation, path_location
+from pipelines.sources import SourceConfig
+
+log = logging.getLogger(__name__)
+
+ARRIVAL_PATTERN = r"date=(\d{4}-\d{2}-\d{2})/hour=(\d{2})"
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    relative: str
+    """Path below the source folder."""
+    spark_uri: str
+    size: int
+
+
+def source_location(config: ClickmlConfig, source: SourceConfig) -> TableLocation:
+    """The source's landing folder (its `path` under `landing.root`, unless absolute)."""
+    raw = source.path
+    if not (_URI.match(raw) or raw.startswith("/")):
+        raw = f"{config.landing.root.rstrip('/')}/{raw}"
+    return path_location(config.lake, raw)
+
+
+def hours_between(start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
+    """The arrival hours in [start, end)."""
+    start = start.replace(minute=0, second=0, microsecond=0)
+    hours = []
+    while start < end:
+        hours.append(start)
+        start += dt.timedelta(hours=1)
+    return hours
+
+
+def list_landing_files(
+    config: ClickmlConfig, source: SourceConfig, start: dt.datetime | None = None, end: dt.datetime | None = None
+) -> list[LandingFile]:
+    """Data files of the source, limited to arrival folders in [start, end) for hourly layouts."""
+    location = source_location(config, source)
+    fs, base = filesystem_for(location)
+    if source.layout == "hourly" and start is not None and end is not None:
+        folders = [f"{base}/date={h:%Y-%m-%d}/hour={h:%H}" for h in hours_between(start, end)]
+    else:
+        folders = [base]
+    files: list[LandingFile] = []
+    for folder in folders:
+        for info in list_files(fs, folder):
+            relative = info.path[len(base) + 1:]
+            if any(part.startswith(("_", ".")) for part in relative.split("/")):
+                continue
+            files.append(LandingFile(relative, location.spark_child(relative), int(info.size)))
+    return sorted(files, key=lambda f: f.relative)
+
+
+def arrival_time(path: F.Column) -> F.Column:
+    """End of the arrival hour encoded in a `date=.../hour=...` path; null for other layouts."""
+    date = F.regexp_extract(path, ARRIVAL_PATTERN, 1)
+    hour = F.regexp_extract(path, ARRIVAL_PATTERN, 2)
+    start = F.try_to_timestamp(F.concat(date, F.lit(" "), hour, F.lit(":00:00")), F.lit("yyyy-MM-dd HH:mm:ss"))
+    return F.when(date != "", start + F.expr("INTERVAL 1 HOUR"))
+
+
+def with_line_numbers(lines: DataFrame) -> DataFrame:
+    """Number the lines of each file 1..n in file order.
+
+    Within a file, Spark's splits are read in order and monotonically_increasing_id grows with the
+    split's partition index, so ordering by it within a file is file order.
+    """
+    window = Window.partitionBy("source_file").orderBy("__order")
+    return (
+        lines.withColumn("__order", F.monotonically_increasing_id())
+        .withColumn("source_line", F.row_number().over(window).cast("long"))
+        .drop("__order")
+    )
+
+
+def raw_records_from_text(text: DataFrame, source: SourceConfig) -> DataFrame:
+    """`value` + `source_file` lines -> raw records (headers and blank lines dropped)."""
+    numbered = with_line_numbers(text.withColumnRenamed("value", "raw"))
+    if source.format == "csv" and source.csv is not None and source.csv.header:
+        numbered = numbered.where(F.col("source_line") > 1)
+    return numbered.where(F.trim("raw") != "").withColumn("arrival_time", arrival_time(F.col("source_file")))
+
+
+def read_raw_parquet_frame(frame: DataFrame, source_file: F.Column, base: DataFrame | None = None) -> DataFrame:
+    """Parquet rows -> raw records: the row as JSON text plus every field as a string `f_<name>`."""
+    fields = [c for c in frame.columns if c != "source_file"]
+    out = (base if base is not None else frame).select(
+        F.to_json(F.struct(*[F.col(f"`{c}`") for c in fields])).alias("raw"),
+        source_file.alias("source_file"),
+        F.lit(None).cast("long").alias("source_line"),
+        *[F.col(f"`{c}`").cast("string").alias(f"f_{c}") for c in fields],
+    )
+    return out.withColumn("arrival_time", arrival_time(F.col("source_file")))
+
+
+def read_raw(spark: SparkSession, files: list[LandingFile], source: SourceConfig) -> DataFrame:
+    """Raw records of the files: `raw`, `source_file`, `source_line`, `arrival_time` (+ parquet fields)."""
+    uris = [f.spark_uri for f in files]
+    if source.format == "parquet":
+        frame = spark.read.parquet(*uris)
+        return read_raw_parquet_frame(frame, F.col("_metadata.file_path"))
+    text = spark.read.text(uris).select("value", F.col("_metadata.file_path").alias("source_file"))
+    return raw_records_from_text(text, source)
