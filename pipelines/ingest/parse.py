@@ -15,7 +15,6 @@ from pipelines.ingest import reasons
 from pipelines.sources import CANONICAL_FIELDS, SourceConfig
 
 CORRUPT = "_corrupt_record"
-EXTRA = "__extra_field"
 FIELD_PREFIX = "f_"
 
 
@@ -35,30 +34,20 @@ def parse_fields(raw: DataFrame, source: SourceConfig) -> DataFrame:
         malformed = parsed.isNull() | parsed[CORRUPT].isNotNull()
     elif source.format == "csv":
         assert source.csv is not None
-        ddl = ", ".join(f"`{f}` STRING" for f in fields) + f", `{EXTRA}` STRING, `{CORRUPT}` STRING"
+        ddl = ", ".join(f"`{f}` STRING" for f in fields) + f", `{CORRUPT}` STRING"
         options = {
             "sep": source.csv.delimiter, "quote": source.csv.quote, "mode": "PERMISSIVE",
             "columnNameOfCorruptRecord": CORRUPT, "nullValue": "",
         }
         parsed = F.from_csv("raw", ddl, options)
-        unquoted = ~F.col("raw").contains(source.csv.quote)
-        field_count = F.size(F.split("raw", _regex_literal(source.csv.delimiter), -1))
-        malformed = (
-            parsed.isNull()
-            | parsed[CORRUPT].isNotNull()
-            | parsed[EXTRA].isNotNull()
-            | (unquoted & (field_count != F.lit(len(fields))))
-        )
+        # Spark puts a line with more or fewer fields than the schema into the corrupt column.
+        malformed = parsed.isNull() | parsed[CORRUPT].isNotNull()
     else:  # parquet: fields were read as columns and rendered as strings by the reader
         return raw.withColumn("malformed", F.lit(False))
     out = raw.withColumn("__parsed", parsed).withColumn("malformed", malformed)
     for f in fields:
         out = out.withColumn(FIELD_PREFIX + f, F.col("__parsed").getField(f))
     return out.drop("__parsed")
-
-
-def _regex_literal(text: str) -> str:
-    return "".join("\\" + c if not c.isalnum() else c for c in text)
 
 
 def _field(source: SourceConfig, canonical: str) -> Column:
