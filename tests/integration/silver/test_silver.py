@@ -1,0 +1,95 @@
+"""The silver stage on ingested data: sessions against the generator's truth, incremental runs, bots."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pyspark.sql import functions as F
+
+from pipelines import generate, ingest, silver
+from pipelines.ingest.stage import AUDIT_SCHEMA, BRONZE_COLUMNS
+from pipelines.lake import Lake
+from tests.conftest import make_config
+
+
+@pytest.fixture(scope="module")
+def landing(spark, tmp_path_factory):
+    base = tmp_path_factory.mktemp("silver-landing")
+    config = make_config(base, "generator.users=40", "generator.days=3", "generator.late_share=0.1",
+                         "generator.bad_records.share=0.05")
+    result = generate.run(config, spark)
+    return config, result
+
+
+def sessions_signature(lake, config):
+    rows = lake.read(config.tables.silver_sessions).select("user_id", "session_start", "events", "purchases").collect()
+    return sorted(tuple(r) for r in rows)  # small test table
+
+
+def test_sessions_match_the_generator_truth(spark, tmp_path, landing):
+    gen_config, _ = landing
+    config = make_config(tmp_path, f"landing.root={gen_config.landing.root}")
+    lake = Lake(config, spark)
+    ingest.run(config, spark, "clickstream", dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 8), lake=lake)
+    result = silver.run(config, spark, lake=lake)
+    assert result.bot_user_days == 0
+    truth = Lake(gen_config, spark).read(gen_config.tables.truth_sessions)
+    truth_rows = sorted(tuple(r) for r in truth.select("user_id", "session_start", "n_events", "n_purchases").collect())
+    assert sessions_signature(lake, config) == truth_rows
+    assert lake.read(config.tables.silver_events).count() == truth.agg(F.sum("n_events")).first()[0]
+    assert silver.run(config, spark, lake=lake).dates == []  # nothing new: nothing rebuilt
+
+
+def test_incremental_runs_with_late_data_equal_a_full_build(spark, tmp_path, landing):
+    gen_config, _ = landing
+    config = make_config(tmp_path / "inc", f"landing.root={gen_config.landing.root}")
+    lake = Lake(config, spark)
+    days = [dt.datetime(2024, 1, 1) + dt.timedelta(days=k) for k in range(7)]
+    rebuilt = []
+    for start, end in zip(days, days[1:]):
+        ingest.run(config, spark, "clickstream", start, end, lake=lake)
+        rebuilt.append(silver.run(config, spark, lake=lake).dates)
+    # late events arriving on day 2 make day 1 (and its neighbours) rebuild again
+    assert dt.date(2024, 1, 1) in rebuilt[1]
+    full_config = make_config(tmp_path / "full", f"landing.root={gen_config.landing.root}")
+    full = Lake(full_config, spark)
+    ingest.run(full_config, spark, "clickstream", days[0], days[-1], lake=full)
+    silver.run(full_config, spark, lake=full)
+    assert sessions_signature(lake, config) == sessions_signature(full, full_config)
+
+
+def test_bots_are_removed_and_recorded(spark, tmp_path):
+    config = make_config(tmp_path, "silver.bots.max_events_per_minute=20", "silver.bots.sustained_minutes=3")
+    lake = Lake(config, spark)
+    t0 = dt.datetime(2024, 3, 1, 12, 0)
+    day = t0.date()
+    rows = []
+    for k in range(10):  # a human: 10 events over 20 minutes
+        rows.append((f"h{k}", t0 + dt.timedelta(minutes=2 * k), "human"))
+    for k in range(5 * 60):  # a bot: one event a second for 5 minutes
+        rows.append((f"b{k}", t0 + dt.timedelta(seconds=k), "bot"))
+    bronze = spark.createDataFrame(
+        [
+            (eid, ts, "product_view", user, "c1", "p1", None, None, 1.0, "USD", "desktop", "direct", "FR", "test",
+             "file:/x", 1, "batch-1", ts, day)
+            for eid, ts, user in rows
+        ],
+        "event_id string, event_time timestamp, event_type string, user_id string, session_id string, "
+        "product_id string, category string, brand string, price double, currency string, device string, "
+        "referrer string, country string, source string, source_file string, source_line long, batch_id string, "
+        "ingested_at timestamp, event_date date",
+    ).select(*BRONZE_COLUMNS)
+    lake.write(bronze, config.tables.bronze_events, partition_by=["event_date"])
+    audit = {name: None for name in AUDIT_SCHEMA.fieldNames()}
+    audit.update(batch_id="batch-1", source="test", mode="interval", event_dates=[day], files=1, file_list=[])
+    lake.write(spark.createDataFrame([tuple(audit[f] for f in AUDIT_SCHEMA.fieldNames())], AUDIT_SCHEMA), config.tables.ingest_audit)
+
+    result = silver.run(config, spark, lake=lake)
+    assert result.bot_user_days == 1
+    (bot,) = lake.read(config.tables.silver_bot_users).collect()
+    assert bot.user_id == "bot" and list(bot.rules) == ["sustained_rate"] and bot.events == 300
+    users = {r.user_id for r in lake.read(config.tables.silver_events).select("user_id").distinct().collect()}
+    assert users == {"human"}
+    (session,) = lake.read(config.tables.silver_sessions).collect()
+    assert session.user_id == "human" and session.events == 10
