@@ -1,15 +1,17 @@
 """`make demo`: the pipeline on an embedded default, stage by stage.
 
-For now: generate a clickstream into the landing zone, load it into the Delta table
-`tables.demo_events`, read it back through the lake layer and through delta-rs alone, and print
-what happened. Later stages (ingest, silver, features, train, register) extend this.
+Now: generate a clickstream into the landing zone, load it raw into `tables.demo_events` and
+read it back through the lake layer and through delta-rs alone; ingest it into bronze (quarantine,
+duplicates, audit) and build silver (sessions, bot filter). Later stages (features, validation,
+training, registration) extend this.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -55,6 +57,10 @@ class DemoSummary:
     rows_read_spark: int
     rows_read_delta_rs: int
     seconds: float
+    ingest_reports: list[str] = field(default_factory=list)
+    silver_report: str = ""
+    bronze_rows: int = 0
+    quarantine_by_reason: dict[str, int] = field(default_factory=dict)
 
 
 def load_landing(spark: SparkSession, path: str) -> DataFrame:
@@ -78,10 +84,10 @@ def run(config: ClickmlConfig, spark: SparkSession) -> DemoSummary:
 
     started = time.time()
     lake = Lake(config, spark)
-    log.info("demo 1/3: generating the clickstream (%d users, %d days)", config.generator.users, config.generator.days)
+    log.info("demo 1/5: generating the clickstream (%d users, %d days)", config.generator.users, config.generator.days)
     generated = generate.run(config, spark, lake=lake)
 
-    log.info("demo 2/3: loading %s into %s", generated.landing_path, config.tables.demo_events)
+    log.info("demo 2/5: loading %s into %s", generated.landing_path, config.tables.demo_events)
     # The parsed frame is used twice (bad-line count and the write): cache it for this step only.
     parsed = load_landing(spark, generated.landing_path).cache()
     unparsed = parsed.where(F.col("_corrupt_record").isNotNull() | F.col("event_time").isNull()).count()
@@ -95,12 +101,26 @@ def run(config: ClickmlConfig, spark: SparkSession) -> DemoSummary:
     )
     parsed.unpersist()
 
-    log.info("demo 3/3: reading %s back", config.tables.demo_events)
+    log.info("demo 3/5: reading %s back", config.tables.demo_events)
     location = lake.location(config.tables.demo_events)
     rows_spark = lake.read(config.tables.demo_events).count()
     from deltalake import DeltaTable
 
     rows_rs = DeltaTable(location.uri, storage_options=location.storage_options or None).to_pyarrow_table().num_rows
+
+    from pipelines import ingest, silver
+
+    log.info("demo 4/5: ingesting the landing files into %s", config.tables.bronze_events)
+    start = dt.datetime.combine(config.generator.start_date, dt.time(), dt.timezone.utc)
+    # A few days past the generated period, so late arrivals are taken too.
+    end = start + dt.timedelta(days=config.generator.days + 3)
+    ingested = ingest.run(config, spark, config.generator.source, start, end, lake=lake)
+    quarantine_by_reason: dict[str, int] = {}
+    for batch in ingested:
+        for reason, count in batch.quarantined_by_reason.items():
+            quarantine_by_reason[reason] = quarantine_by_reason.get(reason, 0) + count
+    log.info("demo 5/5: building silver sessions")
+    built = silver.run(config, spark, lake=lake)
     return DemoSummary(
         landing_path=generated.landing_path,
         events_generated=generated.events,
@@ -114,6 +134,10 @@ def run(config: ClickmlConfig, spark: SparkSession) -> DemoSummary:
         rows_read_spark=rows_spark,
         rows_read_delta_rs=rows_rs,
         seconds=time.time() - started,
+        ingest_reports=[r.report() for r in ingested],
+        silver_report=built.report(),
+        bronze_rows=lake.read(config.tables.bronze_events).count(),
+        quarantine_by_reason=quarantine_by_reason,
     )
 
 
@@ -130,8 +154,18 @@ def format_summary(summary: DemoSummary, generated_report: str = "") -> str:
         f"read back with Spark   {summary.rows_read_spark:,}",
         f"read with delta-rs     {summary.rows_read_delta_rs:,}",
         f"table location         {summary.table_uri}",
+        "",
+        "ingest (landing -> bronze)",
+        *[f"  {line}" for line in summary.ingest_reports],
+        f"  bronze.events now holds {summary.bronze_rows:,} events",
+        "  quarantined by reason: "
+        + (", ".join(f"{k} {v:,}" for k, v in sorted(summary.quarantine_by_reason.items())) or "none"),
+        "",
+        "silver (bronze -> sessions)",
+        f"  {summary.silver_report}",
+        "",
         f"took                   {summary.seconds:.1f}s",
         "",
-        f"inspect: clickml lake history {summary.table}    clickml lake show {summary.table}",
+        f"inspect: clickml lake history {summary.table}    clickml lake show silver.sessions",
     ]
     return "\n".join(line for line in lines if line is not None)

@@ -195,7 +195,7 @@ def snapshot(
 
 def _filtered_paths(table: DeltaTable, location: TableLocation, filters: Sequence[tuple[str, str, Any]]) -> list[str]:
     prefix = location.uri.rstrip("/") + "/"
-    uris = table.file_uris(partition_filters=list(filters))
+    uris = table.file_uris(file_pruning_predicate=list(filters))
     stripped = []
     for uri in uris:
         plain = uri[len("file://"):] if uri.startswith("file://") else uri
