@@ -123,8 +123,10 @@ def sessions(users_df: DataFrame, config: GeneratorConfig) -> DataFrame:
 
 
 def truth_sessions(funnel_df: DataFrame) -> DataFrame:
-    """The `truth.sessions` table from sessions with their funnel (`events.with_funnel`)."""
+    """The `truth.sessions` table from sessions with their funnel (`events.with_funnel`, and the
+    heavy users' sessions from `heavy.with_heavy_sessions`: `is_heavy`, false without them)."""
     events = F.col("events")
+    is_heavy = F.col("is_heavy") if "is_heavy" in funnel_df.columns else F.lit(False)
 
     def count(event_type: str) -> Column:
         return F.size(F.filter(events, lambda e: e["event_type"] == F.lit(event_type)))
@@ -146,4 +148,5 @@ def truth_sessions(funnel_df: DataFrame) -> DataFrame:
         "purchase_logit",
         "p_purchase",
         "purchased",
+        is_heavy.alias("is_heavy"),
     )

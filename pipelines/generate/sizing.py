@@ -1,8 +1,9 @@
 """Expected volume of a generator config, before generating anything.
 
 Volume is set by users x days x sessions per user-day x events per session (there is no
-`events` knob): `estimate(config)` gives the expected counts from the model's parameters by a
-small Monte Carlo on the driver, e.g. to pick `users` and `days` for 100M events.
+`events` knob), plus the heavy users' exact volume: `estimate(config)` gives the expected counts
+from the model's parameters by a small Monte Carlo on the driver, e.g. to pick `users` and `days`
+for 100M events.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from pipelines.config.generator import DEVICES, REFERRERS, GeneratorConfig
+from pipelines.generate import heavy
 from pipelines.generate.corrupt import injection_rate
 from pipelines.generate.sessions import slot_weights
 
@@ -29,6 +31,10 @@ class Sizing:
     sessions: float
     events: float
     lines: float
+    heavy_sessions: int = 0
+    """Sessions of the heavy users (included in `sessions`)."""
+    heavy_events: int = 0
+    """Valid events of the heavy users (included in `events` and `lines`)."""
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -71,15 +77,19 @@ def estimate(config: GeneratorConfig, samples: int = 50_000, seed: int = 7) -> S
 
     sessions_per_user_day = float(per_day.mean())
     events_per_session = float(np.average(events, weights=per_day))
+    heavy_sessions = heavy.session_count(config)
+    heavy_events = heavy.event_count(config)
     sessions = config.users * config.days * sessions_per_user_day
-    total = sessions * events_per_session
+    total = sessions * events_per_session + heavy_events
     return Sizing(
         users=config.users,
         days=config.days,
         sessions_per_user_day=sessions_per_user_day,
         events_per_session=events_per_session,
         purchase_rate=float(np.average(p, weights=per_day)),
-        sessions=sessions,
+        sessions=sessions + heavy_sessions,
         events=total,
         lines=total * (1.0 + injection_rate(config.bad_records.share)),
+        heavy_sessions=heavy_sessions,
+        heavy_events=heavy_events,
     )

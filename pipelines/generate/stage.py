@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 
 from pipelines.config import ClickmlConfig
 from pipelines.config.generator import BAD_RECORD_KINDS, GeneratorConfig
-from pipelines.generate import corrupt, landing, latent, sizing
+from pipelines.generate import corrupt, heavy, landing, latent, sizing
 from pipelines.generate import events as ev
 from pipelines.generate import sessions as sess
 from pipelines.generate import users as usr
@@ -58,6 +58,14 @@ class GenerateResult:
     window_cutoff: dt.date
     window_horizon_days: int
     seconds: float
+    heavy_users: int = 0
+    """Heavy users (bots/abusers; included in `users`)."""
+    heavy_sessions: int = 0
+    """Sessions of the heavy users (included in `sessions`)."""
+    heavy_events: int = 0
+    """Valid events of the heavy users (included in `events`)."""
+    heavy_user_ids: list[str] = field(default_factory=list)
+    """Ids of the heavy users (also `truth.users.is_heavy`)."""
 
     @property
     def bad_lines(self) -> int:
@@ -72,11 +80,20 @@ class GenerateResult:
         """A human-readable summary (printed by `clickml generate`)."""
         bad = ", ".join(f"{k} {v:,}" for k, v in self.bad_counts.items() if v) or "none"
         share = self.bad_lines / self.lines if self.lines else 0.0
+        heavy_lines = []
+        if self.heavy_users:
+            ids = ", ".join(self.heavy_user_ids[:5]) + (", ..." if len(self.heavy_user_ids) > 5 else "")
+            heavy_share = self.heavy_events / self.events if self.events else 0.0
+            heavy_lines = [
+                f"heavy users            {self.heavy_users:,} ({ids}): {self.heavy_events:,} valid events "
+                f"({heavy_share:.1%}) in {self.heavy_sessions:,} session(s)"
+            ]
         return "\n".join(
             [
                 f"landing files          {self.landing_path} ({self.files:,} files in {self.hours:,} hour folders)",
                 f"users / sessions       {self.users:,} / {self.sessions:,} ({self.purchasing_sessions:,} with a purchase)",
                 f"valid events           {self.events:,} ({self.late_events:,} arriving 1-48 h late)",
+                *heavy_lines,
                 f"bad lines              {self.bad_lines:,} of {self.lines:,} ({share:.1%}): {bad}",
                 f"oracle AUC (session)   {self.oracle_session_auc:.4f} realised, {self.expected_session_auc:.4f} expected from the model",
                 f"oracle AUC (user)      {self.oracle_window_auc:.4f} for a purchase in ({self.window_cutoff}, +{self.window_horizon_days} days]",
@@ -97,13 +114,15 @@ def landing_path(config: ClickmlConfig) -> str:
 
 
 def build_users(spark: SparkSession, gen: GeneratorConfig) -> DataFrame:
-    """Users with their latent attributes (internal columns included)."""
+    """The normal users with their latent attributes (internal columns included); the heavy
+    users are `heavy.heavy_users`."""
     return usr.users(spark, gen)
 
 
 def build_sessions(spark: SparkSession, gen: GeneratorConfig) -> DataFrame:
-    """Sessions with their funnel (`events` array); the source of both truth and events."""
-    return ev.with_funnel(sess.sessions(build_users(spark, gen), gen), gen)
+    """Sessions with their funnel (`events` array); the source of both truth and events. With
+    heavy users, their sessions are appended and the frame has an `is_heavy` column."""
+    return heavy.with_heavy_sessions(ev.with_funnel(sess.sessions(build_users(spark, gen), gen), gen), spark, gen)
 
 
 def build_events(spark: SparkSession, gen: GeneratorConfig) -> DataFrame:
@@ -154,8 +173,11 @@ def write_truth(config: ClickmlConfig, spark: SparkSession, lake) -> None:
     """Write `truth.users` and `truth.sessions` through the lake (overwrite)."""
     gen = config.generator
     users_df = build_users(spark, gen)
-    lake.write(usr.truth_users(users_df), config.tables.truth_users, mode="overwrite")
-    funnel = ev.with_funnel(sess.sessions(users_df, gen), gen)
+    truth_users = usr.truth_users(users_df)
+    if heavy.enabled(gen):
+        truth_users = truth_users.unionByName(usr.truth_users(heavy.heavy_users(spark, gen)))
+    lake.write(truth_users, config.tables.truth_users, mode="overwrite")
+    funnel = heavy.with_heavy_sessions(ev.with_funnel(sess.sessions(users_df, gen), gen), spark, gen)
     lake.write(sess.truth_sessions(funnel), config.tables.truth_sessions, mode="overwrite")
 
 
@@ -172,15 +194,27 @@ def run(config: ClickmlConfig, spark: SparkSession, lake=None) -> GenerateResult
         "generating seed=%d: %d users x %d days from %s, expected ~%.0f sessions, ~%.0f events, ~%.0f lines",
         gen.seed, gen.users, gen.days, gen.start_date, plan.sessions, plan.events, plan.lines,
     )
+    if heavy.enabled(gen):
+        log.info(
+            "plus %d heavy users (%s): %d events a day each in %d sessions at %.0f events/s, %d events in all",
+            gen.heavy_users.count, ", ".join(heavy.heavy_user_ids(gen)[:5]), gen.heavy_users.events_per_day,
+            gen.heavy_users.sessions_per_day, gen.heavy_users.events_per_second, plan.heavy_events,
+        )
     write_truth(config, spark, lake)
     log.info("wrote %s and %s", config.tables.truth_users, config.tables.truth_sessions)
     landed = generate_landing(config, spark)
 
-    truth_sessions = lake.read(config.tables.truth_sessions)
-    counts = truth_sessions.agg(
-        F.count(F.lit(1)).alias("sessions"), F.sum(F.col("purchased").cast("long")).alias("purchasing")
+    all_sessions = lake.read(config.tables.truth_sessions)
+    heavy_session = F.col("is_heavy")
+    counts = all_sessions.agg(
+        F.count(F.lit(1)).alias("sessions"),
+        F.sum(F.col("purchased").cast("long")).alias("purchasing"),
+        F.sum(heavy_session.cast("long")).alias("heavy_sessions"),
+        F.sum(F.when(heavy_session, F.col("n_events")).otherwise(F.lit(0)).cast("long")).alias("heavy_events"),
     ).first()
     users = lake.read(config.tables.truth_users).count()
+    # the oracle AUCs are about the normal users' purchases: heavy users never buy
+    truth_sessions = all_sessions.where(~heavy_session)
     session_auc = latent.session_auc(truth_sessions)
     expected_auc = latent.expected_session_auc(gen)
     cutoff, horizon = latent.default_window(gen)
@@ -202,6 +236,10 @@ def run(config: ClickmlConfig, spark: SparkSession, lake=None) -> GenerateResult
         window_cutoff=cutoff,
         window_horizon_days=horizon,
         seconds=time.monotonic() - started,
+        heavy_users=gen.heavy_users.count,
+        heavy_sessions=int(counts["heavy_sessions"] or 0),
+        heavy_events=int(counts["heavy_events"] or 0),
+        heavy_user_ids=heavy.heavy_user_ids(gen),
     )
     log.info(
         "oracle AUC: session %.4f (expected from the model %.4f), user window (%s, +%dd] %.4f; %d users, "

@@ -18,17 +18,10 @@ def user_id(user: Column) -> Column:
     return F.format_string("u%07d", user)
 
 
-def users(spark: SparkSession, config: GeneratorConfig, partitions: int | None = None) -> DataFrame:
-    """One row per user: user_idx (long), user_id, propensity z ~ N(0,1), activity_rate
-    (expected sessions per day before the slot cap), home_device, country.
-
-    log(activity_rate) = log(median) + sigma * (rho * z + sqrt(1 - rho^2) * e), e ~ N(0,1).
-    """
+def attributes(user: Column, config: GeneratorConfig) -> list[Column]:
+    """The user columns of `users` as expressions of the user index `user` (a long column)."""
     behaviour = config.behaviour
     seed = config.seed
-    if partitions is None:
-        partitions = max(spark.sparkContext.defaultParallelism, math.ceil(config.users / USERS_PER_PARTITION))
-    user = F.col("id")
     z = rnd.normal(seed, "z", user)
     rho = behaviour.activity_propensity_correlation
     noise = rnd.normal(seed, "activity", user)
@@ -37,7 +30,7 @@ def users(spark: SparkSession, config: GeneratorConfig, partitions: int | None =
     )
     device_weights = [behaviour.device_weights.get(d, 0.0) for d in DEVICES]
     countries = sorted(behaviour.country_weights)
-    return spark.range(0, config.users, 1, max(1, partitions)).select(
+    return [
         user.alias("user_idx"),
         user_id(user).alias("user_id"),
         z.alias("propensity"),
@@ -46,9 +39,23 @@ def users(spark: SparkSession, config: GeneratorConfig, partitions: int | None =
         rnd.choice(
             rnd.uniform(seed, "country", user), countries, [behaviour.country_weights[c] for c in countries]
         ).alias("country"),
-    )
+    ]
+
+
+def users(spark: SparkSession, config: GeneratorConfig, partitions: int | None = None) -> DataFrame:
+    """One row per user: user_idx (long), user_id, propensity z ~ N(0,1), activity_rate
+    (expected sessions per day before the slot cap), home_device, country.
+
+    log(activity_rate) = log(median) + sigma * (rho * z + sqrt(1 - rho^2) * e), e ~ N(0,1).
+    Heavy users (`heavy.heavy_users`) are not in this frame.
+    """
+    if partitions is None:
+        partitions = max(spark.sparkContext.defaultParallelism, math.ceil(config.users / USERS_PER_PARTITION))
+    return spark.range(0, config.users, 1, max(1, partitions)).select(*attributes(F.col("id"), config))
 
 
 def truth_users(users_df: DataFrame) -> DataFrame:
-    """The `truth.users` table: the users' latent attributes, without internal columns."""
-    return users_df.select("user_id", "propensity", "activity_rate", "home_device", "country")
+    """The `truth.users` table: the users' latent attributes, without internal columns, and
+    `is_heavy` (false unless the frame has that column: see `heavy.heavy_users`)."""
+    is_heavy = F.col("is_heavy") if "is_heavy" in users_df.columns else F.lit(False)
+    return users_df.select("user_id", "propensity", "activity_rate", "home_device", "country", is_heavy.alias("is_heavy"))

@@ -224,7 +224,9 @@ def test_run_writes_truth_tables_and_reports(spark, tmp_path):
     result = run(config, spark, lake=lake)
     users = lake.read(config.tables.truth_users)
     sessions = lake.read(config.tables.truth_sessions)
-    assert set(users.columns) == {"user_id", "propensity", "activity_rate", "home_device", "country"}
+    assert set(users.columns) == {"user_id", "propensity", "activity_rate", "home_device", "country", "is_heavy"}
+    assert users.where("is_heavy").count() == sessions.where("is_heavy").count() == 0
+    assert result.heavy_users == result.heavy_events == 0 and "heavy users" not in result.report()
     assert {"user_id", "session_id", "session_start", "device", "referrer", "p_purchase", "purchased"} <= set(sessions.columns)
     assert result.users == users.count() == 60
     assert result.sessions == sessions.count() > 0

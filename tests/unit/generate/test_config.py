@@ -15,13 +15,15 @@ def test_defaults_load_and_every_field_is_documented(tmp_path):
     assert GeneratorConfig().bad_records.share == 0.0  # the model's default: clean data
     assert config.bad_records.share == 0.02  # conf/base.yaml: the demo injects a few bad records
     assert config.drift.start_date is None
+    assert config.heavy_users.count == 0  # heavy users are off unless asked for
     assert set(config.bad_records.kinds) == set(BAD_RECORD_KINDS)
 
     def documented(model):
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no docstring"
 
-    for section in (GeneratorConfig, type(config.behaviour), type(config.purchase), type(config.bad_records), type(config.drift)):
+    for section in (GeneratorConfig, type(config.behaviour), type(config.purchase), type(config.bad_records), type(config.drift),
+                    type(config.heavy_users)):
         documented(section)
 
 
@@ -48,6 +50,8 @@ def test_nested_overrides(tmp_path):
         ("generator.behaviour.device_weights={desktop: 0}", "weights"),
         ("generator.drift.start_date=2023-01-01", "drift.start_date"),
         ("generator.source=a/b", "source"),
+        ("generator.heavy_users.count=-1", "heavy_users.count"),
+        ("generator.heavy_users.events_per_day=2000000", "do not fit in a day"),
     ],
 )
 def test_invalid_settings_fail_at_load_time(tmp_path, override, message):
