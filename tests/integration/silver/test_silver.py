@@ -93,3 +93,22 @@ def test_bots_are_removed_and_recorded(spark, tmp_path):
     assert users == {"human"}
     (session,) = lake.read(config.tables.silver_sessions).collect()
     assert session.user_id == "human" and session.events == 10
+
+
+def test_heavy_users_are_caught_and_do_not_disturb_normal_sessions(spark, tmp_path):
+    config = make_config(
+        tmp_path, "generator.users=30", "generator.days=1", "generator.heavy_users.count=1",
+        "generator.heavy_users.events_per_day=3000", "generator.heavy_users.session_events=1000",
+    )
+    lake = Lake(config, spark)
+    generated = generate.run(config, spark, lake=lake)
+    assert generated.heavy_events == 3000
+    ingest.run(config, spark, "clickstream", dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 4), lake=lake)
+    result = silver.run(config, spark, lake=lake)
+    bots = lake.read(config.tables.silver_bot_users).collect()  # tiny
+    assert {b.user_id for b in bots} == set(generated.heavy_user_ids)
+    assert all("sustained_rate" in b.rules for b in bots)
+    heavy = F.col("user_id").isin(list(generated.heavy_user_ids))
+    assert lake.read(config.tables.silver_events).where(heavy).count() == 0
+    truth = lake.read(config.tables.truth_sessions).where(~F.col("is_heavy"))
+    assert result.sessions_written == truth.count()
