@@ -41,15 +41,17 @@ def ingest_incremental(config: ClickmlConfig, spark: SparkSession, lake: Lake, s
         stream = reader.schema(schema).parquet(location.spark_uri)
     else:
         stream = reader.format("text").load(location.spark_uri)
-    stream = stream.select("*", F.col("_metadata.file_path").alias("source_file"))
+    stream = stream.select(
+        "*", F.col("_metadata.file_path").alias("source_file"), F.col("_metadata.file_block_start").alias("source_block")
+    )
     results: list[IngestResult] = []
 
     def each_batch(batch: DataFrame, epoch_id: int) -> None:
         batch_id = f"{source.name}:stream:{epoch_id:06d}"
         if source.format == "parquet":
-            raw = read_raw_parquet_frame(batch.drop("source_file"), F.col("source_file"), batch)
+            raw = read_raw_parquet_frame(batch.drop("source_file", "source_block"), F.col("source_file"), batch)
         else:
-            raw = raw_records_from_text(batch.select("value", "source_file"), source)
+            raw = raw_records_from_text(batch.select("value", "source_file", "source_block"), source)
         # Bounded: the files of one micro-batch (at most ingest.max_files_per_trigger).
         names = sorted(r[0] for r in batch.select("source_file").distinct().collect())
         files = [LandingFile(relative=name, spark_uri=name, size=0) for name in names]

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.window import Window
 
 from pipelines.config import ClickmlConfig
 from pipelines.lake.filesystem import filesystem_for, list_files
@@ -77,21 +76,35 @@ def arrival_time(path: F.Column) -> F.Column:
 
 
 def with_line_numbers(lines: DataFrame) -> DataFrame:
-    """Number the lines of each file 1..n in file order.
+    """Number the lines of each file 1..n in file order, without shuffling the lines.
 
-    Within a file, Spark's splits are read in order and monotonically_increasing_id grows with the
-    split's partition index, so ordering by it within a file is file order.
+    Lines keep the order they are read in: within an input partition, monotonically_increasing_id
+    counts up by one per line, and a file's block is read contiguously. So a line's number is its
+    id minus the id of its block's first line, plus the lines of the file's earlier blocks. Those
+    offsets come from a small aggregate (one row per block read), computed once and broadcast.
+    File scans are deterministic (same files, same splits, same ids), so the aggregate's pass and
+    the later pass agree without caching the lines.
     """
-    window = Window.partitionBy("source_file").orderBy("__order")
-    return (
-        lines.withColumn("__order", F.monotonically_increasing_id())
-        .withColumn("source_line", F.row_number().over(window).cast("long"))
-        .drop("__order")
+    spark = lines.sparkSession
+    keyed = (
+        lines.withColumn("__id", F.monotonically_increasing_id())
+        .withColumnRenamed("source_block", "__block")
     )
+    # Bounded: one row per (file, block) read.
+    blocks = keyed.groupBy("source_file", "__block").agg(F.min("__id").alias("__first"), F.count(F.lit(1)).alias("__n")).collect()
+    offsets, running = [], {}
+    for block in sorted(blocks, key=lambda b: (b["source_file"], b["__block"])):
+        start = running.get(block["source_file"], 0)
+        offsets.append((block["source_file"], block["__block"], block["__first"], start))
+        running[block["source_file"]] = start + block["__n"]
+    table = spark.createDataFrame(offsets, "source_file string, __block long, __first long, __start long")
+    numbered = keyed.join(F.broadcast(table), ["source_file", "__block"], "left")
+    line = F.col("__id") - F.col("__first") + F.col("__start") + F.lit(1)
+    return numbered.withColumn("source_line", line.cast("long")).drop("__id", "__block", "__first", "__start")
 
 
 def raw_records_from_text(text: DataFrame, source: SourceConfig) -> DataFrame:
-    """`value` + `source_file` lines -> raw records (headers and blank lines dropped)."""
+    """`value`, `source_file`, `source_block` lines -> raw records (headers and blank lines dropped)."""
     numbered = with_line_numbers(text.withColumnRenamed("value", "raw"))
     if source.format == "csv" and source.csv is not None and source.csv.header:
         numbered = numbered.where(F.col("source_line") > 1)
@@ -116,5 +129,7 @@ def read_raw(spark: SparkSession, files: list[LandingFile], source: SourceConfig
     if source.format == "parquet":
         frame = spark.read.parquet(*uris)
         return read_raw_parquet_frame(frame, F.col("_metadata.file_path"))
-    text = spark.read.text(uris).select("value", F.col("_metadata.file_path").alias("source_file"))
+    text = spark.read.text(uris).select(
+        "value", F.col("_metadata.file_path").alias("source_file"), F.col("_metadata.file_block_start").alias("source_block")
+    )
     return raw_records_from_text(text, source)
