@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
@@ -12,13 +11,12 @@ from pyspark.sql import functions as F
 
 from pipelines.config import ClickmlConfig
 from pipelines.lake.filesystem import filesystem_for, list_files
-from pipelines.lake.location import TableLocation, path_location
+from pipelines.lake.location import TableLocation, path_location, scheme_of
 from pipelines.sources import SourceConfig
 
 log = logging.getLogger(__name__)
 
 ARRIVAL_PATTERN = r"date=(\d{4}-\d{2}-\d{2})/hour=(\d{2})"
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 @dataclass(frozen=True)
@@ -32,7 +30,7 @@ class LandingFile:
 def source_location(config: ClickmlConfig, source: SourceConfig) -> TableLocation:
     """The source's landing folder (its `path` under `landing.root`, unless absolute)."""
     raw = source.path
-    if not (_URI.match(raw) or raw.startswith("/")):
+    if scheme_of(raw) == "file" and not raw.startswith(("/", "file:")):
         raw = f"{config.landing.root.rstrip('/')}/{raw}"
     return path_location(config.lake, raw)
 
