@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.config import ClickmlConfig
-from pipelines.ingest.reader import LandingFile, raw_records_from_text, read_raw_parquet_frame, source_location
+from pipelines.ingest.reader import LandingFile, RawRecords, raw_records_from_text, read_raw_parquet_frame, source_location
 from pipelines.ingest.stage import IngestResult, process_batch
 from pipelines.lake import Lake
 from pipelines.sources import SourceConfig
@@ -49,7 +49,8 @@ def ingest_incremental(config: ClickmlConfig, spark: SparkSession, lake: Lake, s
     def each_batch(batch: DataFrame, epoch_id: int) -> None:
         batch_id = f"{source.name}:stream:{epoch_id:06d}"
         if source.format == "parquet":
-            raw = read_raw_parquet_frame(batch.drop("source_file", "source_block"), F.col("source_file"), batch)
+            frame = read_raw_parquet_frame(batch.drop("source_file", "source_block"), F.col("source_file"), batch)
+            raw = RawRecords(frame, frame.count())
         else:
             raw = raw_records_from_text(batch.select("value", "source_file", "source_block"), source)
         # Bounded: the files of one micro-batch (at most ingest.max_files_per_trigger).

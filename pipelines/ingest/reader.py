@@ -73,40 +73,61 @@ def arrival_time(path: F.Column) -> F.Column:
     return F.when(date != "", start + F.expr("INTERVAL 1 HOUR"))
 
 
-def with_line_numbers(lines: DataFrame) -> DataFrame:
-    """Number the lines of each file 1..n in file order, without shuffling the lines.
+@dataclass
+class RawRecords:
+    """Raw records of a batch and how many there are (counted from the files, independently of
+    the classification, for the accounting identity)."""
 
-    Lines keep the order they are read in: within an input partition, monotonically_increasing_id
-    counts up by one per line, and a file's block is read contiguously. So a line's number is its
-    id minus the id of its block's first line, plus the lines of the file's earlier blocks. Those
-    offsets come from a small aggregate (one row per block read), computed once and broadcast.
-    File scans are deterministic (same files, same splits, same ids), so the aggregate's pass and
-    the later pass agree without caching the lines.
+    frame: DataFrame
+    count: int
+
+
+def raw_records_from_text(text: DataFrame, source: SourceConfig) -> RawRecords:
+    """`value`, `source_file`, `source_block` lines -> raw records, numbered 1..n per file.
+
+    Headers and blank lines are dropped (they are not records). Numbering does not shuffle the
+    lines: within an input partition monotonically_increasing_id counts up by one per line and a
+    file's block is read contiguously, so a line's number is its id minus the id of its block's
+    first line plus the lines of the file's earlier blocks. Those offsets come from one small
+    aggregate (a row per block read) that also counts the records; it is broadcast back. File
+    scans are deterministic (same files, same splits, same ids), so the aggregate's pass and the
+    later pass agree without caching the lines.
     """
-    spark = lines.sparkSession
-    keyed = (
-        lines.withColumn("__id", F.monotonically_increasing_id())
-        .withColumnRenamed("source_block", "__block")
-    )
+    spark = text.sparkSession
+    header = source.format == "csv" and source.csv is not None and source.csv.header
+    keyed = text.withColumn("__id", F.monotonically_increasing_id()).withColumn("__blank", F.trim("value") == "")
     # Bounded: one row per (file, block) read.
-    blocks = keyed.groupBy("source_file", "__block").agg(F.min("__id").alias("__first"), F.count(F.lit(1)).alias("__n")).collect()
-    offsets, running = [], {}
-    for block in sorted(blocks, key=lambda b: (b["source_file"], b["__block"])):
+    blocks = (
+        keyed.groupBy("source_file", "source_block")
+        .agg(
+            F.min("__id").alias("first"),
+            F.count(F.lit(1)).alias("lines"),
+            F.sum(F.col("__blank").cast("long")).alias("blank"),
+            F.min_by("__blank", "__id").alias("first_blank"),
+        )
+        .collect()
+    )
+    offsets, running, records = [], {}, 0
+    for block in sorted(blocks, key=lambda b: (b["source_file"], b["source_block"])):
         start = running.get(block["source_file"], 0)
-        offsets.append((block["source_file"], block["__block"], block["__first"], start))
-        running[block["source_file"]] = start + block["__n"]
-    table = spark.createDataFrame(offsets, "source_file string, __block long, __first long, __start long")
-    numbered = keyed.join(F.broadcast(table), ["source_file", "__block"], "left")
+        offsets.append((block["source_file"], block["source_block"], block["first"], start))
+        running[block["source_file"]] = start + block["lines"]
+        records += block["lines"] - block["blank"]
+        if header and start == 0 and not block["first_blank"]:
+            records -= 1  # the header line
+    table = spark.createDataFrame(offsets, "source_file string, source_block long, __first long, __start long")
     line = F.col("__id") - F.col("__first") + F.col("__start") + F.lit(1)
-    return numbered.withColumn("source_line", line.cast("long")).drop("__id", "__block", "__first", "__start")
-
-
-def raw_records_from_text(text: DataFrame, source: SourceConfig) -> DataFrame:
-    """`value`, `source_file`, `source_block` lines -> raw records (headers and blank lines dropped)."""
-    numbered = with_line_numbers(text.withColumnRenamed("value", "raw"))
-    if source.format == "csv" and source.csv is not None and source.csv.header:
+    numbered = (
+        keyed.join(F.broadcast(table), ["source_file", "source_block"], "left")
+        .withColumn("source_line", line.cast("long"))
+        .where(~F.col("__blank"))
+    )
+    if header:
         numbered = numbered.where(F.col("source_line") > 1)
-    return numbered.where(F.trim("raw") != "").withColumn("arrival_time", arrival_time(F.col("source_file")))
+    frame = numbered.select(
+        F.col("value").alias("raw"), "source_file", "source_line", arrival_time(F.col("source_file")).alias("arrival_time")
+    )
+    return RawRecords(frame, records)
 
 
 def read_raw_parquet_frame(frame: DataFrame, source_file: F.Column, base: DataFrame | None = None) -> DataFrame:
@@ -121,12 +142,12 @@ def read_raw_parquet_frame(frame: DataFrame, source_file: F.Column, base: DataFr
     return out.withColumn("arrival_time", arrival_time(F.col("source_file")))
 
 
-def read_raw(spark: SparkSession, files: list[LandingFile], source: SourceConfig) -> DataFrame:
+def read_raw(spark: SparkSession, files: list[LandingFile], source: SourceConfig) -> RawRecords:
     """Raw records of the files: `raw`, `source_file`, `source_line`, `arrival_time` (+ parquet fields)."""
     uris = [f.spark_uri for f in files]
     if source.format == "parquet":
-        frame = spark.read.parquet(*uris)
-        return read_raw_parquet_frame(frame, F.col("_metadata.file_path"))
+        frame = read_raw_parquet_frame(spark.read.parquet(*uris), F.col("_metadata.file_path"))
+        return RawRecords(frame, frame.count())
     text = spark.read.text(uris).select(
         "value", F.col("_metadata.file_path").alias("source_file"), F.col("_metadata.file_block_start").alias("source_block")
     )

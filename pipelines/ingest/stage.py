@@ -26,7 +26,7 @@ from pyspark.sql.window import Window
 from pipelines.config import ClickmlConfig
 from pipelines.ingest import reasons
 from pipelines.ingest.parse import classify, parse_fields
-from pipelines.ingest.reader import LandingFile, list_landing_files, read_raw, source_location
+from pipelines.ingest.reader import LandingFile, RawRecords, list_landing_files, read_raw, source_location
 from pipelines.lake import Lake, Txn
 from pipelines.sources import SourceConfig, load_source
 
@@ -172,7 +172,7 @@ def process_batch(
     start: dt.datetime | None,
     end: dt.datetime | None,
     reference_time: dt.datetime,
-    raw: DataFrame | None = None,
+    raw: RawRecords | None = None,
 ) -> IngestResult:
     """Classify, deduplicate, check the accounting identity, then commit quarantine, bronze, audit."""
     done = completed_batch(lake, config, batch_id)
@@ -186,48 +186,43 @@ def process_batch(
         _write_audit(spark, lake, config, result, [], started_at)
         return result
     raw = raw if raw is not None else read_raw(spark, files, source)
-    raw = raw.persist(StorageLevel.MEMORY_AND_DISK)
+    result.records_read = raw.count
+    outcomes = label_outcomes(spark, lake, config, source, raw.frame, batch_id, reference_time)
+    outcomes = outcomes.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        result.records_read = raw.count()
-        outcomes = label_outcomes(
-            spark, lake, config, source, raw, batch_id, reference_time
-        ).persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            # Bounded: one row per (outcome, reason).
-            counts = {(r["outcome"], r["reason"]): r["count"] for r in outcomes.groupBy("outcome", "reason").count().collect()}
-            result.bronze_written = counts.get(("bronze", None), 0)
-            result.duplicates_in_batch = counts.get(("duplicate_in_batch", None), 0)
-            result.duplicates_in_bronze = counts.get(("duplicate_in_bronze", None), 0)
-            result.quarantined_by_reason = {reason: n for (outcome, reason), n in counts.items() if outcome == "quarantine"}
-            result.quarantined = sum(result.quarantined_by_reason.values())
-            # Bounded: the distinct event dates of one batch.
-            result.event_dates = sorted(
-                r[0] for r in outcomes.where(F.col("outcome") == "bronze").select("event_date").distinct().collect()
+        # Bounded: one row per (outcome, reason).
+        counts = {(r["outcome"], r["reason"]): r["count"] for r in outcomes.groupBy("outcome", "reason").count().collect()}
+        result.bronze_written = counts.get(("bronze", None), 0)
+        result.duplicates_in_batch = counts.get(("duplicate_in_batch", None), 0)
+        result.duplicates_in_bronze = counts.get(("duplicate_in_bronze", None), 0)
+        result.quarantined_by_reason = {reason: n for (outcome, reason), n in counts.items() if outcome == "quarantine"}
+        result.quarantined = sum(result.quarantined_by_reason.values())
+        # Bounded: the distinct event dates of one batch.
+        result.event_dates = sorted(
+            r[0] for r in outcomes.where(F.col("outcome") == "bronze").select("event_date").distinct().collect()
+        )
+        accounted = result.bronze_written + result.quarantined + result.duplicates_in_batch + result.duplicates_in_bronze
+        if accounted != result.records_read:
+            raise AccountingError(
+                f"ingest {batch_id}: read {result.records_read} records but accounted for {accounted} "
+                f"(bronze {result.bronze_written} + quarantine {result.quarantined} + duplicates "
+                f"{result.duplicates_in_batch + result.duplicates_in_bronze}); nothing was committed"
             )
-            accounted = result.bronze_written + result.quarantined + result.duplicates_in_batch + result.duplicates_in_bronze
-            if accounted != result.records_read:
-                raise AccountingError(
-                    f"ingest {batch_id}: read {result.records_read} records but accounted for {accounted} "
-                    f"(bronze {result.bronze_written} + quarantine {result.quarantined} + duplicates "
-                    f"{result.duplicates_in_batch + result.duplicates_in_bronze}); nothing was committed"
-                )
-            ingested_at = F.lit(started_at).cast("timestamp")
-            txn = Txn.for_batch(APP_ID, batch_id)
-            quarantine = outcomes.where(F.col("outcome") == "quarantine").select(
-                "raw", F.lit(source.name).alias("source"), "source_file", "source_line", "reason",
-                F.lit(batch_id).alias("batch_id"), ingested_at.alias("ingested_at"),
-                F.lit(reference_time.date()).alias("batch_date"),
-            )
-            _commit(lake, quarantine, config.tables.bronze_quarantine, ["batch_date"], txn, result.quarantined)
-            bronze = outcomes.where(F.col("outcome") == "bronze").select(
-                *[F.lit(source.name).alias(c) if c == "source" else F.lit(batch_id).alias(c) if c == "batch_id"
-                  else ingested_at.alias(c) if c == "ingested_at" else F.col(c) for c in BRONZE_COLUMNS]
-            )
-            _commit(lake, bronze, config.tables.bronze_events, ["event_date"], txn, result.bronze_written)
-        finally:
-            outcomes.unpersist()
+        ingested_at = F.lit(started_at).cast("timestamp")
+        txn = Txn.for_batch(APP_ID, batch_id)
+        quarantine = outcomes.where(F.col("outcome") == "quarantine").select(
+            "raw", F.lit(source.name).alias("source"), "source_file", "source_line", "reason",
+            F.lit(batch_id).alias("batch_id"), ingested_at.alias("ingested_at"),
+            F.lit(reference_time.date()).alias("batch_date"),
+        )
+        _commit(lake, quarantine, config.tables.bronze_quarantine, ["batch_date"], txn, result.quarantined)
+        bronze = outcomes.where(F.col("outcome") == "bronze").select(
+            *[F.lit(source.name).alias(c) if c == "source" else F.lit(batch_id).alias(c) if c == "batch_id"
+              else ingested_at.alias(c) if c == "ingested_at" else F.col(c) for c in BRONZE_COLUMNS]
+        )
+        _commit(lake, bronze, config.tables.bronze_events, ["event_date"], txn, result.bronze_written)
     finally:
-        raw.unpersist()
+        outcomes.unpersist()
     result.seconds = time.time() - started
     _write_audit(spark, lake, config, result, [f.relative for f in files], started_at)
     log.info("ingest %s", result.report())
@@ -268,7 +263,10 @@ def label_outcomes(
         parse_fields(raw, source), source, config.ingest.max_event_age_hours,
         config.ingest.future_tolerance_minutes, F.lit(reference_time).cast("timestamp"),
     )
-    first = Window.partitionBy("event_id").orderBy("source_file", "source_line", "raw")
+    # Only quarantined records keep their text: valid ones need none, and this keeps the dedup
+    # shuffle and the cache narrow.
+    classified = classified.withColumn("raw", F.when(F.col("reason").isNotNull(), F.col("raw")))
+    first = Window.partitionBy("event_id").orderBy("source_file", "source_line")
     ranked = classified.withColumn(
         "__rank", F.when(F.col("reason").isNull(), F.row_number().over(first))
     )

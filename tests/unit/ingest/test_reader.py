@@ -24,10 +24,11 @@ def test_line_numbers_follow_the_file_across_splits(spark, tmp_path):
             "value", F.col("_metadata.file_path").alias("source_file"), F.col("_metadata.file_block_start").alias("source_block")
         )
         assert text.rdd.getNumPartitions() > 4
-        rows = raw_records_from_text(text, load_source(CONF_DIR, "clickstream")).collect()  # 600 tiny rows
+        records = raw_records_from_text(text, load_source(CONF_DIR, "clickstream"))
+        rows = records.frame.collect()  # 600 tiny rows
     finally:
         spark.conf.set("spark.sql.files.maxPartitionBytes", previous)
-    assert len(rows) == 600  # the blank line is dropped, not counted
+    assert len(rows) == 600 and records.count == 600  # the blank lines are dropped, not counted
     for row in rows:
         n = int(row.raw.split('"n": ')[1].split(",")[0])
         assert row.source_line == (n if n <= 150 else n + 1), row  # line 151 is the blank one
