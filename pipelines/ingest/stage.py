@@ -24,7 +24,6 @@ from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
 from pipelines.config import ClickmlConfig
-from pipelines.ingest import reasons
 from pipelines.ingest.parse import classify, parse_fields
 from pipelines.ingest.reader import LandingFile, RawRecords, list_landing_files, read_raw, source_location
 from pipelines.lake import Lake, Txn

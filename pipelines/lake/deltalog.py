@@ -11,7 +11,7 @@ import random
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import pyarrow as pa
 from deltalake import DeltaTable, Schema

@@ -15,7 +15,6 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
-from pyspark.sql import Row
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
