@@ -211,3 +211,42 @@ def test_killed_and_rerun_ends_like_an_uninterrupted_run(spark, tmp_path, genera
     assert not rerun.skipped
     for table in (config.tables.bronze_events, config.tables.bronze_quarantine, config.tables.ingest_audit):
         assert comparable(victim, table) == comparable(reference, table), table
+
+
+KILLED_STREAM = KILLED_INGEST.replace(
+    'ingest.run(config, spark, "clickstream", dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 2))',
+    'ingest.run(config, spark, "clickstream")',
+).replace('"spark.driver_memory=512m"', '"spark.driver_memory=512m", "ingest.max_files_per_trigger=20"')
+
+
+@pytest.mark.slow
+# 2: the first micro-batch's bronze committed, its audit not; 3: the first micro-batch complete and
+# checkpointed, the second one's quarantine committed.
+@pytest.mark.parametrize("after", [2, 3])
+def test_incremental_killed_mid_batch_and_rerun_ends_like_an_uninterrupted_run(spark, tmp_path, generated, after):
+    landing, gen = generated
+    reference_config, reference = lake_for(spark, tmp_path / "reference", landing)
+    reference_config.ingest.max_files_per_trigger = 20
+    ingest.run(reference_config, spark, "clickstream", lake=reference)
+
+    victim_root, marker, script = tmp_path / "victim", tmp_path / "marker", tmp_path / "killed.py"
+    script.write_text(
+        KILLED_STREAM.format(repo=str(REPO_ROOT), tmp=str(victim_root), landing=landing, marker=str(marker), after=after)
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 240
+        while not marker.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.5)
+        assert marker.exists(), proc.stderr.read().decode()[-3000:] if proc.poll() is not None else "timed out"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+
+    config, victim = lake_for(spark, victim_root, landing)
+    config.ingest.max_files_per_trigger = 20
+    results = ingest.run(config, spark, "clickstream", lake=victim)  # resumes from the checkpoint
+    assert results and not any(r.skipped for r in results)  # the restart re-ran only unfinished batches
+    for table in (config.tables.bronze_events, config.tables.bronze_quarantine, config.tables.ingest_audit):
+        assert comparable(victim, table) == comparable(reference, table), table
+    assert victim.read(config.tables.bronze_events).count() == gen.events
