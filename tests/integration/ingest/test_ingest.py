@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +14,7 @@ from pipelines import generate, ingest
 from pipelines.ingest import stage as ingest_stage
 from pipelines.lake import Lake
 from tests.conftest import REPO_ROOT, make_config
+from tests.processes import kill_when_marked
 
 UTC = dt.timezone.utc
 REES_HEADER = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
@@ -195,15 +191,7 @@ def test_killed_and_rerun_ends_like_an_uninterrupted_run(spark, tmp_path, genera
     script.write_text(
         KILLED_INGEST.format(repo=str(REPO_ROOT), tmp=str(victim_root), landing=landing, marker=str(marker), after=after)
     )
-    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 240
-        while not marker.exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.5)
-        assert marker.exists(), proc.stderr.read().decode()[-3000:] if proc.poll() is not None else "timed out"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
+    kill_when_marked(script, marker)
 
     config, victim = lake_for(spark, victim_root, landing)
     assert not victim.exists(config.tables.ingest_audit)  # the batch was not complete
@@ -233,15 +221,7 @@ def test_incremental_killed_mid_batch_and_rerun_ends_like_an_uninterrupted_run(s
     script.write_text(
         KILLED_STREAM.format(repo=str(REPO_ROOT), tmp=str(victim_root), landing=landing, marker=str(marker), after=after)
     )
-    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 240
-        while not marker.exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.5)
-        assert marker.exists(), proc.stderr.read().decode()[-3000:] if proc.poll() is not None else "timed out"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
+    kill_when_marked(script, marker)
 
     config, victim = lake_for(spark, victim_root, landing)
     config.ingest.max_files_per_trigger = 20

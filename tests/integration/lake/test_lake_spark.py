@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -21,6 +16,7 @@ from pyspark.sql import types as T
 from pipelines.lake import Lake, SchemaMismatchError, Txn, UnsupportedTableError
 from pipelines.lake import spark_io
 from tests.conftest import REPO_ROOT, make_config
+from tests.processes import kill_when_marked
 from tests.lakehelpers import handmade_table_with_feature
 
 SCHEMA = T.StructType(
@@ -250,15 +246,7 @@ def test_write_killed_before_commit_leaves_nothing_visible_and_vacuum_cleans_up(
     marker = tmp_path / "marker"
     script = tmp_path / "crash.py"
     script.write_text(CRASHING_WRITER.format(repo=str(REPO_ROOT), tmp=str(tmp_path), marker=str(marker)))
-    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 180
-        while not marker.exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.5)
-        assert marker.exists(), f"writer never reached its commit: {proc.stderr.read().decode()[-2000:] if proc.poll() is not None else 'timeout'}"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # kill -9 the writer and its JVM
-        proc.wait(timeout=60)
+    kill_when_marked(script, marker)  # kill -9 the writer and its JVM once its files are written
     table_dir = Path(lake.location("test.crash").uri)
     write_dirs = [p for p in table_dir.iterdir() if p.name.startswith("write-")]
     assert len(write_dirs) == 2  # the committed write and the orphaned one

@@ -1,0 +1,25 @@
+"""Run a Python script in its own process group until it signals a point, then kill -9 it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def kill_when_marked(script: Path, marker: Path, timeout: float = 240.0) -> None:
+    """Start `script`, wait (bounded) until it writes `marker`, then SIGKILL it and its JVM."""
+    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + timeout
+        while not marker.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.5)
+        if not marker.exists():
+            detail = proc.stderr.read().decode()[-3000:] if proc.poll() is not None else f"timed out after {timeout:.0f}s"
+            raise AssertionError(f"{script.name} never reached its kill point: {detail}")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
