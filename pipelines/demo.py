@@ -9,6 +9,7 @@ training, registration) extend this.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 import logging
 import time
 from dataclasses import dataclass, field
@@ -115,10 +116,7 @@ def run(config: ClickmlConfig, spark: SparkSession) -> DemoSummary:
     # A few days past the generated period, so late arrivals are taken too.
     end = start + dt.timedelta(days=config.generator.days + 3)
     ingested = ingest.run(config, spark, config.generator.source, start, end, lake=lake)
-    quarantine_by_reason: dict[str, int] = {}
-    for batch in ingested:
-        for reason, count in batch.quarantined_by_reason.items():
-            quarantine_by_reason[reason] = quarantine_by_reason.get(reason, 0) + count
+    quarantine_by_reason = sum((Counter(batch.quarantined_by_reason) for batch in ingested), Counter())
     log.info("demo 5/5: building silver sessions")
     built = silver.run(config, spark, lake=lake)
     return DemoSummary(
@@ -137,7 +135,7 @@ def run(config: ClickmlConfig, spark: SparkSession) -> DemoSummary:
         ingest_reports=[r.report() for r in ingested],
         silver_report=built.report(),
         bronze_rows=lake.read(config.tables.bronze_events).count(),
-        quarantine_by_reason=quarantine_by_reason,
+        quarantine_by_reason=dict(quarantine_by_reason),
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -26,17 +26,10 @@ BadRecordKind = Literal[
     "future",
 ]
 
-DEVICES: tuple[str, ...] = ("desktop", "mobile", "tablet")
-REFERRERS: tuple[str, ...] = ("direct", "search", "social", "email", "ads")
-BAD_RECORD_KINDS: tuple[str, ...] = (
-    "malformed_json",
-    "missing_field",
-    "wrong_type",
-    "duplicate",
-    "unknown_event_type",
-    "too_old",
-    "future",
-)
+# The value lists, derived from the Literal types so that the two cannot drift apart.
+DEVICES: tuple[str, ...] = get_args(Device)
+REFERRERS: tuple[str, ...] = get_args(Referrer)
+BAD_RECORD_KINDS: tuple[str, ...] = get_args(BadRecordKind)
 
 _ISO2 = re.compile(r"^[A-Z]{2}$")
 
