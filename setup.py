@@ -22,6 +22,7 @@ INSTALL_REQUIRES = [
     "pyyaml>=6",
     "mlflow>=3,<4",
     "great-expectations>=1,<2",
+    "matplotlib>=3.8",
 ]
 
 EXTRAS_REQUIRE = {

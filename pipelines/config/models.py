@@ -6,6 +6,7 @@ Every field has a docstring: it is the reference documentation of `conf/*.yaml`
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -87,6 +88,20 @@ class TablesConfig(Section):
     """Users removed by the bot filter, with the rule that fired, per event date."""
     silver_progress: str = "silver.progress"
     """Ingest batches the silver stage has processed (drives incremental runs)."""
+    user_features: str = "gold.user_features"
+    """User features keyed by (user_id, as_of_date), partitioned by as_of_date."""
+    product_features: str = "gold.product_features"
+    """Product features keyed by (product_id, as_of_date), partitioned by as_of_date."""
+    category_features: str = "gold.category_features"
+    """Category features keyed by (category, as_of_date), partitioned by as_of_date."""
+    user_category_features: str = "gold.user_category_features"
+    """User x category affinity keyed by (user_id, category, as_of_date), partitioned by as_of_date."""
+    features_progress: str = "gold.features_progress"
+    """One row per built as-of date with the fingerprint of the silver files it read."""
+    propensity_training: str = "gold.propensity_training"
+    """Purchase-propensity examples: features as of a cutoff, label within the horizon, split."""
+    implicit_training: str = "gold.implicit_training"
+    """Implicit feedback (user_id, product_id, strength) per period, for matrix factorization."""
 
     @field_validator("*")
     @classmethod
@@ -218,6 +233,83 @@ class SilverConfig(Section):
     """The bot/abuse rules."""
 
 
+class FeaturesConfig(Section):
+    """Point-in-time feature tables (gold). A feature as of date D uses only events before D 00:00 UTC."""
+
+    windows_days: list[int] = Field(default_factory=lambda: [1, 7, 30])
+    """Trailing windows, in days, of the windowed features (the last one also bounds recency)."""
+    start_date: dt.date | None = None
+    """First as-of date to build; default: the day after the first silver event date."""
+    end_date: dt.date | None = None
+    """Last as-of date to build; default: the day after the last silver event date."""
+
+    @field_validator("windows_days")
+    @classmethod
+    def _windows(cls, value: list[int]) -> list[int]:
+        if not value or any(w < 1 or w > 366 for w in value):
+            raise ValueError("windows_days must be a non-empty list of days between 1 and 366")
+        return sorted(set(value))
+
+
+class PropensityConfig(Section):
+    """The purchase-propensity training set."""
+
+    unit: Literal["user", "user_product"] = "user"
+    """Example unit: a user active in the lookback before the cutoff, or a (user, product) pair
+    the user interacted with in that lookback."""
+    horizon_days: int = Field(default=7, ge=1)
+    """Label: a purchase (of the pair's product, for `user_product`) in [cutoff, cutoff + horizon)."""
+    lookback_days: int = Field(default=30, ge=1)
+    """Examples are the users (pairs) with an event in [cutoff - lookback, cutoff)."""
+    cutoffs: list[dt.date] = Field(default_factory=list)
+    """Explicit cutoff dates (midnight UTC). Empty: every `cutoff_every_days` from the first
+    date with `min_history_days` of history to the last date whose horizon is fully observed."""
+    cutoff_every_days: int = Field(default=1, ge=1)
+    """Spacing of the derived cutoffs."""
+    min_history_days: int = Field(default=3, ge=1)
+    """The first derived cutoff leaves at least this many days of history before it."""
+    validation_share: float = Field(default=0.2, ge=0.0, lt=1.0)
+    """Share of the cutoffs (the later ones, at least one when > 0) that form the validation split."""
+    test_share: float = Field(default=0.2, ge=0.0, lt=1.0)
+    """Share of the cutoffs (the latest ones, at least one when > 0) that form the test split."""
+
+    @model_validator(mode="after")
+    def _shares(self) -> PropensityConfig:
+        if self.validation_share + self.test_share >= 1.0:
+            raise ValueError("validation_share + test_share must leave cutoffs for training (< 1)")
+        return self
+
+
+class ImplicitConfig(Section):
+    """Implicit-feedback strengths for matrix factorization: sum of weights per (user, product)."""
+
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"product_view": 1.0, "add_to_cart": 3.0, "remove_from_cart": -1.0, "purchase": 5.0}
+    )
+    """Weight per event type; types not listed count 0. Pairs with a total <= 0 are dropped."""
+    max_strength: float | None = Field(default=None, gt=0)
+    """Cap on a pair's strength (limits the pull of heavy users); none by default."""
+
+
+class TrainingSetsConfig(Section):
+    """Training sets built from silver and the gold feature tables."""
+
+    propensity: PropensityConfig = Field(default_factory=PropensityConfig)
+    implicit: ImplicitConfig = Field(default_factory=ImplicitConfig)
+
+
+class ValidationConfig(Section):
+    """Great Expectations gates: one suite file per table under `<conf_dir>/expectations/`."""
+
+    suites_dir: str = "expectations"
+    """Folder of the suite files, relative to the config directory."""
+    results_root: str | None = None
+    """Where Data Docs HTML and JSON summaries go; default `<lake.root>/_validation`."""
+    max_row_drop: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Row-count gate: a table version with fewer than (1 - max_row_drop) x the rows of the
+    previous version fails (a sudden drop)."""
+
+
 class LoggingConfig(Section):
     """Log output of clickml commands and jobs."""
 
@@ -252,6 +344,12 @@ class ClickmlConfig(Section):
     """Ingestion of landing files into bronze."""
     silver: SilverConfig = Field(default_factory=SilverConfig)
     """The silver ETL: sessions and the bot filter."""
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    """Point-in-time feature tables."""
+    training_sets: TrainingSetsConfig = Field(default_factory=TrainingSetsConfig)
+    """Training sets: purchase propensity and implicit feedback."""
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    """Great Expectations gates."""
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     """Logging."""
 
