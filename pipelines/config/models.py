@@ -272,6 +272,9 @@ class PropensityConfig(Section):
     """Share of the cutoffs (the later ones, at least one when > 0) that form the validation split."""
     test_share: float = Field(default=0.2, ge=0.0, lt=1.0)
     """Share of the cutoffs (the latest ones, at least one when > 0) that form the test split."""
+    embargo: bool = True
+    """Drop the cutoffs of a split whose label horizon reaches the next split's first cutoff, so
+    no label of an earlier split is observed in a later split's period."""
 
     @model_validator(mode="after")
     def _shares(self) -> PropensityConfig:
@@ -289,6 +292,9 @@ class ImplicitConfig(Section):
     """Weight per event type; types not listed count 0. Pairs with a total <= 0 are dropped."""
     max_strength: float | None = Field(default=None, gt=0)
     """Cap on a pair's strength (limits the pull of heavy users); none by default."""
+    test_days: int = Field(default=2, ge=1)
+    """The last `test_days` event dates form the `test` split (a later period to rank against);
+    the earlier dates the `train` split."""
 
 
 class TrainingSetsConfig(Section):
