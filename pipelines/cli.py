@@ -2,7 +2,8 @@
 
     clickml [--profile P] [--conf-dir D] [--set KEY=VALUE ...] COMMAND ...
 
-Commands: demo, generate, ingest, silver, config show, lake history|show|files|vacuum.
+Commands: demo, generate, ingest, silver, features build|list, training-sets, config show,
+lake history|show|files|vacuum.
 """
 
 from __future__ import annotations
@@ -33,6 +34,16 @@ def _parser() -> argparse.ArgumentParser:
 
     silver = commands.add_parser("silver", help="bronze -> silver.events / silver.sessions (incremental)")
     silver.add_argument("--full-refresh", action="store_true", help="rebuild every event date, not only new ones")
+
+    features = commands.add_parser("features", help="gold feature tables (point-in-time, per as-of date)")
+    features_sub = features.add_subparsers(dest="features_command", required=True)
+    build = features_sub.add_parser("build", help="silver -> gold features for as-of dates whose inputs changed")
+    build.add_argument("--as-of", dest="as_of", type=_date, action="append", help="as-of date (repeatable); default: the configured range")
+    build.add_argument("--full-refresh", action="store_true", help="rebuild every requested as-of date")
+    listing = features_sub.add_parser("list", help="print the feature registry")
+    listing.add_argument("--markdown", action="store_true", help="as docs/features.md")
+
+    commands.add_parser("training-sets", help="build gold.propensity_training and gold.implicit_training")
 
     config_cmd = commands.add_parser("config", help="inspect the resolved configuration")
     config_sub = config_cmd.add_subparsers(dest="config_command", required=True)
@@ -68,13 +79,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (getattr(args, "start", None) is None) != (getattr(args, "end", None) is None):
         parser.error("--start and --end go together (an interval), or neither (incremental)")
     handler = {
-        "demo": _demo, "generate": _generate, "ingest": _ingest, "silver": _silver, "config": _config, "lake": _lake,
+        "demo": _demo, "generate": _generate, "ingest": _ingest, "silver": _silver, "features": _features,
+        "training-sets": _training_sets, "config": _config, "lake": _lake,
     }[args.command]
+    from pipelines.features.stage import FeaturesError
     from pipelines.lake import LakeError
+    from pipelines.training_sets import TrainingSetError
 
     try:
         return handler(config, args)
-    except LakeError as exc:
+    except (LakeError, FeaturesError, TrainingSetError) as exc:
         print(f"clickml: {exc}", file=sys.stderr)
         return 1
 
@@ -121,6 +135,37 @@ def _silver(config: ClickmlConfig, args: argparse.Namespace) -> int:
     from pipelines import silver
 
     print(silver.run(config, _spark(config), full_refresh=args.full_refresh).report())
+    return 0
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date: {text!r} (e.g. 2024-01-15)") from None
+
+
+def _features(config: ClickmlConfig, args: argparse.Namespace) -> int:
+    from pipelines.features.registry import markdown, registry
+
+    windows = config.features.windows_days
+    if args.features_command == "list":
+        if args.markdown:
+            print(markdown(windows))
+        else:
+            for f in registry(windows):
+                print(f"{f.entity:<14} {f.name:<28} {f.dtype:<7} {f.description}")
+        return 0
+    from pipelines.features import stage
+
+    print(stage.run(config, _spark(config), as_of_dates=args.as_of, full_refresh=args.full_refresh).report())
+    return 0
+
+
+def _training_sets(config: ClickmlConfig, args: argparse.Namespace) -> int:
+    from pipelines.training_sets import stage
+
+    print(stage.run(config, _spark(config)).report())
     return 0
 
 

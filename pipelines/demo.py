@@ -2,8 +2,8 @@
 
 Now: generate a clickstream into the landing zone, load it raw into `tables.demo_events` and
 read it back through the lake layer and through delta-rs alone; ingest it into bronze (quarantine,
-duplicates, audit) and build silver (sessions, bot filter). Later stages (features, validation,
-training, registration) extend this.
+duplicates, audit), build silver (sessions, bot filter), the gold feature tables and the training
+sets. Later stages (training, registration) extend this.
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ class DemoSummary:
     seconds: float
     ingest_reports: list[str] = field(default_factory=list)
     silver_report: str = ""
+    features_report: str = ""
+    training_sets_report: str = ""
     bronze_rows: int = 0
     quarantine_by_reason: dict[str, int] = field(default_factory=dict)
 
@@ -85,10 +87,10 @@ def run(config: ClickmlConfig, spark: SparkSession) -> DemoSummary:
 
     started = time.time()
     lake = Lake(config, spark)
-    log.info("demo 1/5: generating the clickstream (%d users, %d days)", config.generator.users, config.generator.days)
+    log.info("demo 1/7: generating the clickstream (%d users, %d days)", config.generator.users, config.generator.days)
     generated = generate.run(config, spark, lake=lake)
 
-    log.info("demo 2/5: loading %s into %s", generated.landing_path, config.tables.demo_events)
+    log.info("demo 2/7: loading %s into %s", generated.landing_path, config.tables.demo_events)
     # The parsed frame is used twice (bad-line count and the write): cache it for this step only.
     parsed = load_landing(spark, generated.landing_path).cache()
     unparsed = parsed.where(F.col("_corrupt_record").isNotNull() | F.col("event_time").isNull()).count()
@@ -102,7 +104,7 @@ def run(config: ClickmlConfig, spark: SparkSession) -> DemoSummary:
     )
     parsed.unpersist()
 
-    log.info("demo 3/5: reading %s back", config.tables.demo_events)
+    log.info("demo 3/7: reading %s back", config.tables.demo_events)
     location = lake.location(config.tables.demo_events)
     rows_spark = lake.read(config.tables.demo_events).count()
     from deltalake import DeltaTable
@@ -111,14 +113,21 @@ def run(config: ClickmlConfig, spark: SparkSession) -> DemoSummary:
 
     from pipelines import ingest, silver
 
-    log.info("demo 4/5: ingesting the landing files into %s", config.tables.bronze_events)
+    log.info("demo 4/7: ingesting the landing files into %s", config.tables.bronze_events)
     start = dt.datetime.combine(config.generator.start_date, dt.time(), dt.timezone.utc)
     # A few days past the generated period, so late arrivals are taken too.
     end = start + dt.timedelta(days=config.generator.days + 3)
     ingested = ingest.run(config, spark, config.generator.source, start, end, lake=lake)
     quarantine_by_reason = sum((Counter(batch.quarantined_by_reason) for batch in ingested), Counter())
-    log.info("demo 5/5: building silver sessions")
+    log.info("demo 5/7: building silver sessions")
     built = silver.run(config, spark, lake=lake)
+    from pipelines.features import stage as features_stage
+    from pipelines.training_sets import stage as training_sets_stage
+
+    log.info("demo 6/7: building the gold feature tables")
+    features = features_stage.run(config, spark, lake=lake)
+    log.info("demo 7/7: building the training sets")
+    training_sets = training_sets_stage.run(config, spark, lake=lake)
     return DemoSummary(
         landing_path=generated.landing_path,
         events_generated=generated.events,
@@ -134,6 +143,8 @@ def run(config: ClickmlConfig, spark: SparkSession) -> DemoSummary:
         seconds=time.time() - started,
         ingest_reports=[r.report() for r in ingested],
         silver_report=built.report(),
+        features_report=features.report(),
+        training_sets_report=training_sets.report(),
         bronze_rows=lake.read(config.tables.bronze_events).count(),
         quarantine_by_reason=dict(quarantine_by_reason),
     )
@@ -161,6 +172,10 @@ def format_summary(summary: DemoSummary, generated_report: str = "") -> str:
         "",
         "silver (bronze -> sessions)",
         f"  {summary.silver_report}",
+        "",
+        "gold (silver -> features -> training sets)",
+        f"  {summary.features_report}",
+        f"  {summary.training_sets_report}",
         "",
         f"took                   {summary.seconds:.1f}s",
         "",
