@@ -4,7 +4,8 @@ An example is a user (or a (user, product) pair) observed in [cutoff - lookback,
 features are the gold features as of the cutoff date, which by construction use only events
 before cutoff 00:00 UTC; its label is a purchase (of the pair's product) in
 [cutoff, cutoff + horizon). Feature columns are prefixed by entity: `u_` user, `p_` product,
-`c_` category, `uc_` user x category.
+`c_` category, `uc_` user x category. `example_id` (keys and cutoff joined by `|`) identifies an
+example whatever the unit.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pipelines.features.registry import KEYS
 log = logging.getLogger(__name__)
 
 PREFIXES = {"user": "u_", "product": "p_", "category": "c_", "user_category": "uc_"}
-META_COLUMNS = ("cutoff", "label", "split")
+META_COLUMNS = ("example_id", "cutoff", "label", "split")
 
 
 class TrainingSetError(ValueError):
@@ -149,6 +150,7 @@ def examples(
         base.join(F.broadcast(split_frame), "cutoff")
         .join(labels, [*keys, "cutoff"], "left")
         .withColumn("label", F.coalesce(F.col("label"), F.lit(0)).cast("int"))
+        .withColumn("example_id", F.concat_ws("|", *[F.col(k) for k in keys], F.col("cutoff").cast("string")))
     )
     feature_columns = [c for c in labelled.columns if c not in (*keys, *META_COLUMNS)]
     return labelled.select(*keys, *META_COLUMNS, *sorted(feature_columns, key=labelled.columns.index))

@@ -9,6 +9,7 @@ import pytest
 from pipelines.config.models import PropensityConfig
 from pipelines.features import build_features
 from pipelines.training_sets.propensity import (
+    META_COLUMNS,
     TrainingSetError,
     assign_splits,
     derive_cutoffs,
@@ -89,7 +90,8 @@ def test_user_product_examples_join_every_entity(spark):
     assert rows[("u1", "p1")]["label"] == 0  # u1 bought p2, not p1, after the cutoff
     assert rows[("u2", "p2")]["p_category"] == "c2" and rows[("u2", "p2")]["c_views_7d"] == 1
     assert rows[("u1", "p1")]["uc_share_7d"] == 1.0
-    assert {c[:2] for c in frame.columns if c not in ("user_id", "product_id", "cutoff", "label", "split")} <= {"u_", "p_", "c_", "uc"}
+    assert {c[:2] for c in frame.columns if c not in ("user_id", "product_id", *META_COLUMNS)} <= {"u_", "p_", "c_", "uc"}
+    assert rows[("u1", "p1")]["example_id"] == "u1|p1|2024-01-04"
 
 
 @pytest.mark.parametrize("unit", ["user", "user_product"])
