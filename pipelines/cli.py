@@ -2,7 +2,7 @@
 
     clickml [--profile P] [--conf-dir D] [--set KEY=VALUE ...] COMMAND ...
 
-Commands: demo, generate, ingest, silver, features build|list, training-sets, config show,
+Commands: demo, generate, ingest, silver, features build|list, training-sets, train, config show,
 lake history|show|files|vacuum.
 """
 
@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("training-sets", help="build gold.propensity_training and gold.implicit_training")
 
+    train = commands.add_parser("train", help="train, evaluate, log to MLflow, register and promote models")
+    train.add_argument("jobs", nargs="*", help="training jobs (training.jobs); default: training.default_jobs or all")
+    train.add_argument("--model", dest="models", action="append", help="train only this model of the jobs (repeatable)")
+
     config_cmd = commands.add_parser("config", help="inspect the resolved configuration")
     config_sub = config_cmd.add_subparsers(dest="config_command", required=True)
     config_sub.add_parser("show", help="print the resolved configuration as JSON (secrets masked)")
@@ -80,15 +84,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--start and --end go together (an interval), or neither (incremental)")
     handler = {
         "demo": _demo, "generate": _generate, "ingest": _ingest, "silver": _silver, "features": _features,
-        "training-sets": _training_sets, "config": _config, "lake": _lake,
+        "training-sets": _training_sets, "train": _train, "config": _config, "lake": _lake,
     }[args.command]
     from pipelines.features.stage import FeaturesError
     from pipelines.lake import LakeError
+    from pipelines.train import TrainError
     from pipelines.training_sets import TrainingSetError
 
     try:
         return handler(config, args)
-    except (LakeError, FeaturesError, TrainingSetError) as exc:
+    except (LakeError, FeaturesError, TrainingSetError, TrainError) as exc:
         print(f"clickml: {exc}", file=sys.stderr)
         return 1
 
@@ -166,6 +171,13 @@ def _training_sets(config: ClickmlConfig, args: argparse.Namespace) -> int:
     from pipelines.training_sets import stage
 
     print(stage.run(config, _spark(config)).report())
+    return 0
+
+
+def _train(config: ClickmlConfig, args: argparse.Namespace) -> int:
+    from pipelines.train import stage
+
+    print(stage.run(config, _spark(config), jobs=args.jobs or None, models=args.models).report())
     return 0
 
 

@@ -7,7 +7,7 @@ Every field has a docstring: it is the reference documentation of `conf/*.yaml`
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -316,6 +316,137 @@ class ValidationConfig(Section):
     previous version fails (a sudden drop)."""
 
 
+Algorithm = Literal[
+    "logistic_regression", "random_forest", "gbt", "linear_regression", "random_forest_regression",
+    "gbt_regression", "als",
+]
+
+
+class DataSpec(Section):
+    """Where a training job's table is and how it is split."""
+
+    table: str | None = None
+    """A lakehouse table (logical name like gold.propensity_training, or a Delta path)."""
+    path: str | None = None
+    """A Parquet or CSV file or folder (relative paths are taken from the project root)."""
+    format: Literal["delta", "parquet", "csv"] = "delta"
+    """Format of `path` (`table` is always Delta)."""
+    version: int | None = None
+    """Delta version to train on; default: the latest (the version used is logged)."""
+    csv_options: dict[str, str] = Field(default_factory=lambda: {"header": "true", "inferSchema": "true"})
+    """Spark CSV reader options."""
+    split_column: str | None = None
+    """A column holding train / validation / test per row (e.g. the training sets' `split`)."""
+    time_column: str | None = None
+    """Without `split_column`: split by time, the latest rows test, the ones before validation."""
+    validation_share: float = Field(default=0.2, ge=0.0, lt=1.0)
+    test_share: float = Field(default=0.2, gt=0.0, lt=1.0)
+    seed: int = 42
+    """Seed of the random split (neither split_column nor time_column) and of the models."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSpec:
+        if (self.table is None) == (self.path is None):
+            raise ValueError("give exactly one of table (a lakehouse Delta table) or path (with format)")
+        if self.validation_share + self.test_share >= 1.0:
+            raise ValueError("validation_share + test_share must leave rows for training (< 1)")
+        return self
+
+
+class SearchSpec(Section):
+    """Hyperparameter search on Spark."""
+
+    method: Literal["none", "grid", "random"] = "none"
+    """`grid`: every combination of `grid`; `random`: `samples` combinations drawn from it."""
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    """Estimator parameter (pyspark.ml name, e.g. regParam) -> values to try."""
+    samples: int = Field(default=8, ge=1)
+    validation: Literal["cross_validation", "train_validation_split"] = "train_validation_split"
+    folds: int = Field(default=3, ge=2)
+    train_ratio: float = Field(default=0.8, gt=0.0, lt=1.0)
+    parallelism: int = Field(default=2, ge=1)
+    """Models fitted in parallel by the search."""
+
+
+class ModelSpec(Section):
+    """One model of a training job."""
+
+    algorithm: Algorithm
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Estimator parameters (pyspark.ml names), e.g. {maxIter: 50, regParam: 0.01}."""
+    search: SearchSpec = Field(default_factory=SearchSpec)
+
+
+class RegistrySpec(Section):
+    """Registration in the MLflow registry and champion/challenger promotion."""
+
+    name: str
+    """Registered model name."""
+    metric: str = "roc_auc"
+    """Metric compared between challenger and champion, on the same evaluation data."""
+    greater_is_better: bool = True
+    margin: float = Field(default=0.0, ge=0.0)
+    """The challenger must beat the champion by more than this."""
+    prediction_suite: str | None = "predictions"
+    """GX suite the challenger's predictions must pass (none: no prediction gate)."""
+
+
+class TrainJobSpec(Section):
+    """A training job: a table, a task and the models to train on it."""
+
+    data: DataSpec
+    task: Literal["binary", "multiclass", "regression", "recommendation"]
+    label: str | None = None
+    """Label column (the rating or strength column for recommendation)."""
+    features: list[str] | None = None
+    """Feature columns; default: every column but the label, weight, split/time, ids and `exclude`."""
+    exclude: list[str] = Field(default_factory=list)
+    categorical: list[str] | None = None
+    """Categorical columns; default: the string and boolean feature columns."""
+    weight: str | None = None
+    """Optional weight column."""
+    class_weights: Literal["none", "balanced"] = "balanced"
+    """Classification: `balanced` weighs each class by n / (classes x class count) (times `weight`)."""
+    threshold: Literal["f1", "fixed"] = "f1"
+    """Binary decision threshold: maximise F1 on the validation split, or `fixed_threshold`."""
+    fixed_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
+    user_column: str = "user_id"
+    """Recommendation: the user column."""
+    item_column: str = "product_id"
+    """Recommendation: the item column."""
+    implicit: bool = True
+    """Recommendation: the label is implicit feedback (strength), not an explicit rating."""
+    k: int = Field(default=10, ge=1)
+    """Recommendation: ranking metrics @k."""
+    models: dict[str, ModelSpec]
+    registry: RegistrySpec | None = None
+    """Register the models in MLflow and promote the best challenger (none: track only)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainJobSpec:
+        if self.task != "recommendation" and not self.label:
+            raise ValueError(f"task {self.task} needs a label column")
+        ranking = {"als"}
+        for name, model in self.models.items():
+            if (model.algorithm in ranking) != (self.task == "recommendation"):
+                raise ValueError(f"model {name}: algorithm {model.algorithm} does not fit task {self.task}")
+            if self.task == "regression" and model.algorithm in ("logistic_regression", "random_forest", "gbt"):
+                raise ValueError(f"model {name}: {model.algorithm} is a classifier; use its _regression variant")
+            if self.task in ("binary", "multiclass") and model.algorithm.endswith("regression") and model.algorithm != "logistic_regression":
+                raise ValueError(f"model {name}: {model.algorithm} is a regressor; task {self.task} needs a classifier")
+        return self
+
+
+class TrainingConfig(Section):
+    """Training jobs (`clickml train [JOB ...]`)."""
+
+    jobs: dict[str, TrainJobSpec] = Field(default_factory=dict)
+    default_jobs: list[str] = Field(default_factory=list)
+    """Jobs `clickml train` runs when none is named; default: all."""
+    plots: bool = True
+    """Log ROC, PR, lift, calibration and feature-importance PNGs."""
+
+
 class LoggingConfig(Section):
     """Log output of clickml commands and jobs."""
 
@@ -356,6 +487,8 @@ class ClickmlConfig(Section):
     """Training sets: purchase propensity and implicit feedback."""
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     """Great Expectations gates."""
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    """Model training jobs."""
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     """Logging."""
 

@@ -1,0 +1,212 @@
+"""The training stage: for each configured job, train its models, evaluate them, log everything
+to MLflow and register/promote them.
+
+Each model is one MLflow run with: the resolved config, the job and model parameters (and the
+search results), test and validation metrics, plots, the Delta version of the table it trained and
+was evaluated on, the git commit, and the model (Spark flavor, with signature and input example).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from pipelines.config import ClickmlConfig
+from pipelines.config.models import TrainJobSpec
+from pipelines.evaluate import plot_feature_importance, write_plots
+from pipelines.lake import Lake
+from pipelines.train import recommend, supervised
+from pipelines.train.data import Dataset, load
+from pipelines.train.promotion import Decision, register_and_promote
+from pipelines.train.scoring import SCORE, load_model, score
+from pipelines.train.supervised import Fitted
+from pipelines.train.tracking import Tracking, configure, git_commit
+
+log = logging.getLogger(__name__)
+
+KEY_METRICS = {
+    "binary": ("roc_auc", "pr_auc", "log_loss", "f1"),
+    "multiclass": ("accuracy", "f1_weighted"),
+    "regression": ("rmse", "mae", "r2"),
+    "recommendation": ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k"),
+}
+
+
+class TrainingError(RuntimeError):
+    """A training job cannot run as configured."""
+
+
+@dataclass
+class ModelResult:
+    job: str
+    model: str
+    algorithm: str
+    run_id: str
+    metrics: dict[str, float]
+    seconds: float
+    decision: Decision | None = None
+
+    def promotion(self) -> str:
+        if self.decision is None:
+            return "not registered"
+        d = self.decision
+        verdict = "champion" if d.promoted else "challenger"
+        return f"{d.model_name} v{d.version} {verdict}: {d.reason}"
+
+
+@dataclass
+class TrainResult:
+    tracking: Tracking | None = None
+    models: list[ModelResult] = field(default_factory=list)
+
+    def table(self) -> str:
+        """The summary table: model, key metrics, promoted or why not."""
+        lines = [f"{'job/model':<24} {'metrics':<58} promotion"]
+        for m in self.models:
+            keys = [k for k in KEY_METRICS.get(m.metrics.get("__task", ""), ()) if k in m.metrics] or list(m.metrics)[:4]
+            shown = "  ".join(f"{k} {m.metrics[k]:.4f}" for k in keys)
+            lines.append(f"{m.job + '/' + m.model:<24} {shown:<58} {m.promotion()}")
+        return "\n".join(lines)
+
+    def report(self) -> str:
+        ui = f"\nMLflow UI: {self.tracking.ui_command}" if self.tracking else ""
+        return self.table() + ui
+
+
+def _flat(metrics: dict[str, float], prefix: str = "") -> dict[str, float]:
+    return {f"{prefix}{k}": float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(float(v))}
+
+
+def _task_metrics(job: TrainJobSpec, metrics: dict[str, float]) -> dict[str, float]:
+    """Rename @k metrics to the generic names the summary shows."""
+    out = dict(metrics)
+    if job.task == "recommendation":
+        for base in ("precision", "recall", "ndcg", "map"):
+            if f"{base}_at_{job.k}" in metrics:
+                out[f"{base}_at_k"] = metrics[f"{base}_at_{job.k}"]
+    return out
+
+
+def run(
+    config: ClickmlConfig,
+    spark: SparkSession,
+    jobs: list[str] | None = None,
+    models: list[str] | None = None,
+    lake: Lake | None = None,
+) -> TrainResult:
+    """Train the named jobs (default: training.default_jobs, else all) and, optionally, only the
+    named models of them."""
+    lake = lake or Lake(config, spark)
+    names = jobs or config.training.default_jobs or list(config.training.jobs)
+    unknown = [n for n in names if n not in config.training.jobs]
+    if unknown:
+        raise TrainingError(f"unknown training job(s) {unknown}; configured: {', '.join(config.training.jobs) or 'none'}")
+    result = TrainResult(tracking=configure(config))
+    commit = git_commit(config.project_root)
+    for name in names:
+        job = config.training.jobs[name]
+        selected = {m: s for m, s in job.models.items() if not models or m in models}
+        if models and not selected:
+            raise TrainingError(f"job {name} has none of the models {models}; it has {', '.join(job.models)}")
+        dataset = load(config, spark, job, lake)
+        for model_name, spec in selected.items():
+            log.info("training %s/%s (%s) on %s", name, model_name, spec.algorithm, dataset.source)
+            result.models.append(_train_one(config, spark, name, job, model_name, dataset, commit))
+    return result
+
+
+def _train_one(config: ClickmlConfig, spark: SparkSession, job_name: str, job: TrainJobSpec, model_name: str,
+               dataset: Dataset, commit: str) -> ModelResult:
+    import mlflow
+
+    spec = job.models[model_name]
+    trainer = recommend if job.task == "recommendation" else supervised
+    with mlflow.start_run(run_name=f"{job_name}/{model_name}") as run:
+        fitted = trainer.fit(dataset, job, model_name, spec)
+        metrics = _task_metrics(job, fitted.evaluation.metrics)
+        mlflow.set_tags({
+            "clickml.job": job_name, "clickml.model": model_name, "clickml.algorithm": spec.algorithm,
+            "clickml.task": job.task, "git_commit": commit, "clickml.profile": config.profile,
+            "data.source": dataset.source, "data.version": str(dataset.version),
+        })
+        mlflow.log_params({
+            "algorithm": spec.algorithm, "task": job.task, "label": job.label, "source": dataset.source,
+            "source_version": dataset.version, "features": len(fitted.columns.all),
+            **{f"param.{k}": v for k, v in fitted.params.items()},
+        })
+        mlflow.log_metrics(_flat(metrics))
+        if fitted.validation is not None:
+            mlflow.log_metrics(_flat(fitted.validation.metrics, "validation_"))
+        mlflow.log_metric("training_seconds", fitted.seconds)
+        _log_artifacts(config, job, model_name, fitted)
+        model_uri = _log_model(spark, job, fitted, dataset)
+        decision = None
+        if job.registry is not None:
+            gate = _prediction_gate(config, job, fitted, dataset)
+            decision = register_and_promote(
+                job.registry, model_uri, metrics, gate,
+                lambda uri: trainer.metric_of(load_model(uri), dataset, job, job.registry.metric, f"{model_name} champion"),
+                run.info.run_id,
+            )
+            mlflow.set_tags({"promotion.promoted": str(decision.promoted), "promotion.reason": decision.reason,
+                             "registry.version": decision.version})
+    metrics["__task"] = job.task  # type: ignore[assignment]
+    return ModelResult(job_name, model_name, spec.algorithm, run.info.run_id, metrics, fitted.seconds, decision)
+
+
+def _log_artifacts(config: ClickmlConfig, job: TrainJobSpec, model_name: str, fitted: Fitted) -> None:
+    import mlflow
+
+    with tempfile.TemporaryDirectory(prefix="clickml-run-") as tmp:
+        out = Path(tmp)
+        (out / "config.json").write_text(json.dumps(config.model_dump(mode="json"), indent=2, default=str))
+        (out / "evaluation.json").write_text(fitted.evaluation.to_json())
+        if fitted.search:
+            (out / "search.json").write_text(json.dumps(fitted.search, indent=2, default=str))
+        mlflow.log_artifacts(str(out), "run")
+        if config.training.plots:
+            plots = out / "plots"
+            plots.mkdir()
+            if job.task == "binary":
+                write_plots(fitted.evaluation, plots, prefix=f"{model_name}_")
+            if fitted.importances is not None:
+                names, values = fitted.importances
+                plot_feature_importance(names, values, plots / f"{model_name}_feature_importance.png",
+                                        title=f"{model_name}: feature importance")
+            mlflow.log_artifacts(str(plots), "plots")
+
+
+def _log_model(spark: SparkSession, job: TrainJobSpec, fitted: Fitted, dataset: Dataset) -> str:
+    import mlflow.spark
+    from mlflow.models import infer_signature
+
+    inputs = list(fitted.columns.all) if job.task != "recommendation" else [job.user_column, job.item_column]
+    sample = dataset.splits["test"].select(*inputs).limit(5)
+    example = sample.toPandas()  # bounded: 5 rows
+    predictions = fitted.model.transform(sample).select("prediction").toPandas()  # bounded: 5 rows
+    signature = infer_signature(example, predictions)
+    # validate_serving_input=False: MLflow would start a pyfunc Spark scorer to check the example
+    # (~40 s a model here); `models:/...@champion` scoring is exercised by the promotion instead.
+    info = mlflow.spark.log_model(fitted.model, artifact_path="model", signature=signature, input_example=example,
+                                  validate_serving_input=False)
+    return info.model_uri
+
+
+def _prediction_gate(config: ClickmlConfig, job: TrainJobSpec, fitted: Fitted, dataset: Dataset) -> tuple[bool, str]:
+    """The registry's prediction suite on the model's test predictions (binary: P(1) as `probability`)."""
+    suite = job.registry.prediction_suite if job.registry else None
+    if suite is None or job.task != "binary":
+        return True, "no prediction expectations for this task" if suite else "prediction gate off"
+    from pipelines.validate import validate_dataframe
+
+    scored = score(fitted.model, dataset.splits["test"], job.task).select(SCORE)
+    result = validate_dataframe(config, scored, suite, name=f"{job.registry.name}.predictions",
+                                columns={"probability": SCORE}, raise_on_failure=False)
+    return bool(result.success), result.report()

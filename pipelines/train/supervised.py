@@ -1,0 +1,159 @@
+"""Classification and regression jobs: preprocessing + estimator in one Spark ML Pipeline,
+optional hyperparameter search, evaluation on the held-out splits."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from pyspark import StorageLevel
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from pipelines.config.models import ModelSpec, TrainJobSpec
+from pipelines.evaluate import Evaluation, binary_metrics, choose_threshold, multiclass_metrics, regression_metrics
+from pipelines.train.data import Dataset, TrainingDataError
+from pipelines.train.estimators import LINEAR, TREES, build_estimator
+from pipelines.train.preprocess import LABEL, WEIGHT, FeatureColumns, feature_columns, feature_names, preprocessing_stages
+from pipelines.train.scoring import SCORE, score
+from pipelines.train.search import search_evaluator, tuner
+
+log = logging.getLogger(__name__)
+
+MAX_TREE_BINS = 1024
+
+
+@dataclass
+class Fitted:
+    """A trained model and what the stage logs about it."""
+
+    model: PipelineModel
+    columns: FeatureColumns
+    params: dict[str, object]
+    evaluation: Evaluation
+    validation: Evaluation | None
+    importances: tuple[list[str], list[float]] | None
+    search: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def prepare(frame: DataFrame, job: TrainJobSpec, class_weights: dict[float, float] | None) -> DataFrame:
+    """Add the label (double) and weight columns the estimators read."""
+    out = frame.withColumn(LABEL, F.col(job.label).cast("double"))
+    weight = F.col(job.weight).cast("double") if job.weight else F.lit(1.0)
+    if class_weights:
+        mapping = F.create_map(*[F.lit(x) for kv in class_weights.items() for x in kv])
+        weight = weight * F.coalesce(mapping[F.col(LABEL)], F.lit(1.0))
+    return out.withColumn(WEIGHT, weight)
+
+
+def class_weights(train: DataFrame, job: TrainJobSpec, source: str) -> dict[float, float] | None:
+    """`balanced` weights n / (classes x count); also checks the label values."""
+    if job.task not in ("binary", "multiclass"):
+        return None
+    rows = train.select(F.col(job.label).cast("double").alias("__c")).groupBy("__c").count().limit(1001).collect()
+    counts = {r["__c"]: r["count"] for r in rows}  # bounded: one row per class (at most 1001)
+    if None in counts:
+        raise TrainingDataError(f"{source}: {counts[None]:,} training row(s) have a null label {job.label!r}")
+    labels = sorted(counts)
+    expected = [0.0, 1.0] if job.task == "binary" else [float(i) for i in range(len(labels))]
+    if (job.task == "binary" and not set(labels) <= set(expected)) or (job.task == "multiclass" and labels != expected):
+        raise TrainingDataError(
+            f"{source}: label {job.label!r} has values {labels[:10]}; {job.task} needs {'0/1' if job.task == 'binary' else '0..k-1'}"
+        )
+    if len(labels) < 2:
+        raise TrainingDataError(f"{source}: the training split has a single class ({labels}) in {job.label!r}")
+    log.info("class counts of %s in train: %s", job.label, {int(k): v for k, v in counts.items()})
+    if job.class_weights == "none":
+        return None
+    n, k = sum(counts.values()), len(counts)
+    return {label: n / (k * count) for label, count in counts.items()}
+
+
+def _tree_bins(train: DataFrame, columns: FeatureColumns) -> int:
+    if not columns.categorical:
+        return 32
+    row = train.agg(*[F.approx_count_distinct(c).alias(c) for c in columns.categorical]).first()  # bounded: one row
+    widest = max(int(row[c]) for c in columns.categorical) + 2  # + the unseen/null bucket
+    if widest > MAX_TREE_BINS:
+        raise TrainingDataError(
+            f"categorical column(s) have up to {widest} values: more than trees handle ({MAX_TREE_BINS}); "
+            "exclude high-cardinality ids or list them as numeric features"
+        )
+    return max(32, widest)
+
+
+def _importances(model: PipelineModel, scored: DataFrame, algorithm: str) -> tuple[list[str], list[float]] | None:
+    last = model.stages[-1]
+    names = feature_names(scored)
+    if algorithm in TREES:
+        values = list(last.featureImportances.toArray())
+    elif algorithm in LINEAR and hasattr(last, "coefficients"):
+        values = [abs(v) for v in last.coefficients.toArray()]  # on standardised features: comparable
+    else:
+        return None
+    return names[: len(values)], values
+
+
+def fit(dataset: Dataset, job: TrainJobSpec, name: str, spec: ModelSpec) -> Fitted:
+    started = time.time()
+    train = dataset.splits["train"]
+    columns = feature_columns(train, job, dataset.source)
+    weights = class_weights(train, job, dataset.source)
+    weighted = bool(weights) or job.weight is not None
+    params = dict(spec.params)
+    if spec.algorithm in TREES and "maxBins" not in params:
+        params["maxBins"] = _tree_bins(train, columns)
+    estimator = build_estimator(spec.algorithm, params, job.data.seed, weighted)
+    pipeline = Pipeline(stages=[*preprocessing_stages(columns, one_hot=spec.algorithm in LINEAR, scale=spec.algorithm in LINEAR), estimator])
+    prepared = prepare(train, job, weights).persist(StorageLevel.MEMORY_AND_DISK)
+    search_results: list[dict] = []
+    try:
+        search = tuner(pipeline, estimator, spec.search, search_evaluator(job.task, weighted), job.data.seed, name)
+        if search is None:
+            model = pipeline.fit(prepared)
+        else:
+            tuned = search.fit(prepared)
+            model = tuned.bestModel
+            metrics = tuned.avgMetrics if hasattr(tuned, "avgMetrics") else tuned.validationMetrics
+            for param_map, value in zip(search.getEstimatorParamMaps(), metrics):
+                search_results.append({**{p.name: v for p, v in param_map.items()}, "metric": float(value)})
+            best = model.stages[-1]
+            params.update({p: best.getOrDefault(best.getParam(p)) for p in spec.search.grid})
+            log.info("model %s: best parameters %s", name, {p: params[p] for p in spec.search.grid})
+    finally:
+        prepared.unpersist()
+    evaluation, validation = evaluate(model, dataset, job, name)
+    scored_sample = model.transform(train.limit(1))
+    return Fitted(
+        model, columns, params, evaluation, validation, _importances(model, scored_sample, spec.algorithm),
+        search_results, time.time() - started,
+    )
+
+
+def evaluate(model: PipelineModel, dataset: Dataset, job: TrainJobSpec, name: str) -> tuple[Evaluation, Evaluation | None]:
+    """(test evaluation, validation evaluation or None). For binary models the threshold is
+    chosen on the validation split (F1 or fixed, per the job) and applied to the test split."""
+    test = score(model, dataset.splits["test"], job.task)
+    validation_frame = dataset.splits.get("validation")
+    validation = score(model, validation_frame, job.task) if validation_frame is not None else None
+    weight = job.weight
+    if job.task == "binary":
+        threshold = job.fixed_threshold
+        validation_eval = None
+        if validation is not None:
+            threshold = choose_threshold(validation, job.label, SCORE, job.threshold, job.fixed_threshold, weight,
+                                         table=f"{name} validation")
+            validation_eval = binary_metrics(validation, job.label, SCORE, threshold, weight, table=f"{name} validation")
+        return binary_metrics(test, job.label, SCORE, threshold, weight, table=f"{name} test"), validation_eval
+    metric = multiclass_metrics if job.task == "multiclass" else regression_metrics
+    validation_eval = metric(validation, job.label, "prediction", weight, table=f"{name} validation") if validation is not None else None
+    return metric(test, job.label, "prediction", weight, table=f"{name} test"), validation_eval
+
+
+def metric_of(model: PipelineModel, dataset: Dataset, job: TrainJobSpec, metric: str, name: str) -> float:
+    """One test metric of another model (the champion) on this job's evaluation data."""
+    evaluation, _ = evaluate(model, dataset, job, name)
+    return float(evaluation.metrics.get(metric, float("nan")))

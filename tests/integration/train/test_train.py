@@ -1,0 +1,115 @@
+"""The training stage end to end on tiny tables: any CSV/Parquet/Delta table described by config,
+MLflow runs with metrics, plots and lineage, champion/challenger promotion by alias, and
+`models:/<name>@champion` scoring a Spark DataFrame."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.lake import Lake
+from pipelines.train import stage
+from pipelines.train.promotion import CHALLENGER, CHAMPION
+from pipelines.train.scoring import load_model, score
+from tests.conftest import make_config
+
+
+def _binary_frame(n: int = 600, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=n), rng.normal(size=n)
+    device = rng.choice(["web", "app", "tv"], size=n)
+    logit = 1.5 * x1 - x2 + (device == "app") * 1.0 - 1.0
+    label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    split = np.where(np.arange(n) < 0.6 * n, "train", np.where(np.arange(n) < 0.8 * n, "validation", "test"))
+    return pd.DataFrame({"row_id": np.arange(n), "x1": x1, "x2": x2, "device": device, "label": label, "split": split})
+
+
+def _job(path: str, fmt: str, models: dict, margin: float = 0.0) -> str:
+    spec = {
+        "data": {"path": path, "format": fmt, "split_column": "split"},
+        "task": "binary", "label": "label", "exclude": ["row_id"],
+        "models": models,
+        "registry": {"name": "test-binary", "metric": "roc_auc", "margin": margin},
+    }
+    return f"training.jobs={json.dumps({'binary': spec})}"
+
+
+@pytest.fixture
+def csv_table(tmp_path):
+    path = tmp_path / "tables" / "binary.csv"
+    path.parent.mkdir(parents=True)
+    _binary_frame().to_csv(path, index=False)
+    return str(path)
+
+
+def test_binary_job_on_a_csv_logs_registers_and_promotes(spark, tmp_path, csv_table):
+    weak = {"algorithm": "random_forest", "params": {"numTrees": 2, "maxDepth": 1}}
+    first = stage.run(make_config(tmp_path, _job(csv_table, "csv", {"weak": weak})), spark, jobs=["binary"])
+    assert first.models[0].decision.promoted and first.models[0].decision.reason == "no champion yet"
+
+    models = {
+        "lr": {"algorithm": "logistic_regression", "params": {"maxIter": 50},
+               "search": {"method": "grid", "grid": {"regParam": [0.01, 0.5]}, "validation": "cross_validation", "folds": 2}},
+        "weak": weak,
+    }
+    result = stage.run(make_config(tmp_path, _job(csv_table, "csv", models)), spark, jobs=["binary"])
+    lr, weak_again = result.models
+    # the champion (the first weak model) is scored on the same evaluation data and loses
+    assert lr.metrics["roc_auc"] > 0.75 and lr.decision.promoted and "better" in lr.decision.reason
+    assert lr.decision.champion_version == first.models[0].decision.version
+    assert not weak_again.decision.promoted and "not higher" in weak_again.decision.reason
+    assert "test-binary v2 champion" in result.table() and "mlflow ui --backend-store-uri sqlite:///" in result.report()
+
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    assert str(client.get_model_version_by_alias("test-binary", CHAMPION).version) == lr.decision.version
+    assert str(client.get_model_version_by_alias("test-binary", CHALLENGER).version) == weak_again.decision.version
+    run = mlflow.get_run(lr.run_id)
+    assert run.data.params["param.regParam"] in ("0.01", "0.5") and "validation_roc_auc" in run.data.metrics
+    assert run.data.tags["data.source"] == csv_table and run.data.tags["git_commit"]
+    assert run.data.tags["promotion.promoted"] == "True"
+    artifacts = {a.path for a in client.list_artifacts(lr.run_id, "plots")}
+    assert {"plots/lr_roc.png", "plots/lr_feature_importance.png"} <= artifacts
+    assert {a.path for a in client.list_artifacts(lr.run_id, "run")} >= {"run/config.json", "run/search.json"}
+    tags = client.get_model_version("test-binary", weak_again.decision.version).tags
+    assert tags["promotion"].startswith("not promoted") and "metric.roc_auc" in tags
+
+    champion = load_model("models:/test-binary@champion")
+    raw = spark.createDataFrame(_binary_frame(20, seed=9).drop(columns=["label", "split"]))
+    scored = score(champion, raw).select("score").toPandas()  # 20 rows
+    assert len(scored) == 20 and scored["score"].between(0, 1).all()
+
+
+def test_regression_on_parquet_and_implicit_als_on_delta(spark, tmp_path):
+    rng = np.random.default_rng(5)
+    n = 400
+    x = rng.normal(size=n)
+    frame = pd.DataFrame({"x": x, "y": 3 * x + rng.normal(scale=0.1, size=n), "t": np.arange(n)})
+    path = tmp_path / "reg.parquet"
+    spark.createDataFrame(frame).write.parquet(str(path))
+    users = [f"u{i}" for i in range(30)]
+    rows = []
+    for i, user in enumerate(users):  # each user likes items of its group: learnable structure
+        group = i % 3
+        for item in range(group * 5, group * 5 + 5):
+            rows.append((user, f"p{item}", float(1 + (item + i) % 3), "train"))
+        rows.append((user, f"p{group * 5 + (i % 5)}", 1.0, "test"))
+    reg_spec = {"data": {"path": str(path), "format": "parquet", "time_column": "t", "validation_share": 0.0, "test_share": 0.25},
+                "task": "regression", "label": "y", "exclude": ["t"],
+                "models": {"linear": {"algorithm": "linear_regression"}},
+                "registry": {"name": "test-reg", "metric": "rmse", "greater_is_better": False, "prediction_suite": None}}
+    als_spec = {"data": {"table": "gold.tiny_implicit", "split_column": "split"}, "task": "recommendation",
+                "label": "strength", "k": 5, "models": {"als": {"algorithm": "als", "params": {"rank": 4, "maxIter": 5}}}}
+    config = make_config(tmp_path, f"training.jobs={json.dumps({'reg': reg_spec, 'als': als_spec})}")
+    Lake(config, spark).write(spark.createDataFrame(rows, "user_id string, product_id string, strength double, split string"),
+                              "gold.tiny_implicit", mode="overwrite")
+    result = stage.run(config, spark, jobs=["reg", "als"])
+    reg, als = result.models
+    assert reg.metrics["rmse"] < 0.3 and reg.metrics["r2"] > 0.95 and reg.decision.promoted
+    assert als.metrics["recall_at_k"] > 0.5 and 0 < als.metrics["ndcg_at_k"] <= 1
+    assert als.decision is None and als.promotion() == "not registered"

@@ -1,0 +1,79 @@
+"""Splits (column, time, random), label checks, class weights, search grids, promotion rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from pyspark.ml.classification import LogisticRegression
+
+from pipelines.config.models import RegistrySpec, SearchSpec, TrainJobSpec
+from pipelines.train.data import TrainingDataError, split
+from pipelines.train.estimators import ModelSpecError, build_estimator
+from pipelines.train.promotion import compare
+from pipelines.train.search import param_maps
+from pipelines.train.supervised import class_weights
+
+
+def job(data: dict, **kw) -> TrainJobSpec:
+    return TrainJobSpec.model_validate({"data": {"table": "t.x", **data}, "task": "binary", "label": "label",
+                                        "models": {"lr": {"algorithm": "logistic_regression"}}, **kw})
+
+
+def test_split_by_column_time_and_random(spark):
+    rows = [(i, i % 2, dt.date(2024, 1, 1) + dt.timedelta(days=i), ("train", "validation", "test")[i % 3]) for i in range(100)]
+    frame = spark.createDataFrame(rows, "id int, label int, day date, split string")
+    by_column = split(frame, job({"split_column": "split"}), "t")
+    assert {k: v.count() for k, v in by_column.items()} == {"train": 34, "validation": 33, "test": 33}
+    by_time = split(frame, job({"time_column": "day", "validation_share": 0.2, "test_share": 0.2}), "t")
+    last_train = by_time["train"].agg({"day": "max"}).first()[0]
+    first_test = by_time["test"].agg({"day": "min"}).first()[0]
+    assert last_train < first_test and by_time["test"].count() in range(18, 23)
+    randomly = split(frame, job({"validation_share": 0.0, "test_share": 0.3}), "t")
+    assert set(randomly) == {"train", "test"} and sum(v.count() for v in randomly.values()) == 100
+    bad = spark.createDataFrame([(1, 0, "holdout")], "id int, label int, split string")
+    with pytest.raises(TrainingDataError, match="holdout"):
+        split(bad, job({"split_column": "split"}), "t.x")
+
+
+def test_class_weights_balance_and_label_checks(spark):
+    frame = spark.createDataFrame([(0,)] * 30 + [(1,)] * 10, "label int")
+    weights = class_weights(frame, job({}), "t")
+    assert weights == {0.0: pytest.approx(40 / 60), 1.0: pytest.approx(40 / 20)}
+    assert class_weights(frame, job({}, class_weights="none"), "t") is None
+    with pytest.raises(TrainingDataError, match="0/1"):
+        class_weights(spark.createDataFrame([(0,), (2,)], "label int"), job({}), "t")
+    with pytest.raises(TrainingDataError, match="single class"):
+        class_weights(spark.createDataFrame([(1,), (1,)], "label int"), job({}), "t")
+
+
+def test_grid_and_random_search_maps():
+    lr = LogisticRegression()
+    grid = SearchSpec(method="grid", grid={"regParam": [0.1, 0.01], "elasticNetParam": [0.0, 0.5, 1.0]})
+    assert len(param_maps(lr, grid, 1, "lr")) == 6
+    sampled = param_maps(lr, SearchSpec(method="random", grid=grid.grid, samples=3), 1, "lr")
+    assert len(sampled) == 3 and sampled == param_maps(lr, SearchSpec(method="random", grid=grid.grid, samples=3), 1, "lr")
+    with pytest.raises(ModelSpecError, match="numTrees"):
+        param_maps(lr, SearchSpec(method="grid", grid={"numTrees": [1]}), 1, "lr")
+
+
+def test_estimator_parameters_are_checked():
+    assert build_estimator("gbt", {"maxIter": 7}, 1, True).getMaxIter() == 7
+    with pytest.raises(ModelSpecError, match="no parameter 'trees'"):
+        build_estimator("random_forest", {"trees": 5}, 1, False)
+
+
+def test_job_config_rejects_models_that_do_not_fit_the_task():
+    with pytest.raises(ValueError, match="does not fit task"):
+        TrainJobSpec.model_validate({"data": {"table": "t.x"}, "task": "binary", "label": "y", "models": {"m": {"algorithm": "als"}}})
+    with pytest.raises(ValueError, match="regressor"):
+        TrainJobSpec.model_validate({"data": {"table": "t.x"}, "task": "binary", "label": "y", "models": {"m": {"algorithm": "gbt_regression"}}})
+
+
+def test_promotion_needs_a_gain_beyond_the_margin():
+    spec = RegistrySpec(name="m", metric="roc_auc", margin=0.01)
+    assert compare(spec, 0.80, 0.78)[0] is True
+    assert compare(spec, 0.785, 0.78)[0] is False
+    lower = RegistrySpec(name="m", metric="rmse", greater_is_better=False)
+    assert compare(lower, 1.0, 1.2)[0] is True and compare(lower, 1.3, 1.2)[0] is False
+    assert compare(spec, float("nan"), 0.5)[0] is False
