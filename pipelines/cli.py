@@ -12,7 +12,7 @@ import argparse
 import datetime as dt
 import json
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from pipelines.config import ClickmlConfig, ConfigError
 from pipelines.jobs import config_arguments, config_from_args

@@ -3,15 +3,16 @@
 Now: generate a clickstream into the landing zone, load it raw into `tables.demo_events` and
 read it back through the lake layer and through delta-rs alone; ingest it into bronze (quarantine,
 duplicates, audit), build silver (sessions, bot filter), the gold feature tables and the training
-sets. Later stages (training, registration) extend this.
+sets; validate every layer with its Great Expectations gate; train LR, RF, GBT and ALS, evaluate,
+register and promote them in MLflow.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
@@ -62,6 +63,10 @@ class DemoSummary:
     silver_report: str = ""
     features_report: str = ""
     training_sets_report: str = ""
+    gate_reports: list[str] = field(default_factory=list)
+    data_docs: str | None = None
+    training_table: str = ""
+    mlflow_ui: str = ""
     bronze_rows: int = 0
     quarantine_by_reason: dict[str, int] = field(default_factory=dict)
 
@@ -87,10 +92,10 @@ def run(config: ClickmlConfig, spark: SparkSession) -> DemoSummary:
 
     started = time.time()
     lake = Lake(config, spark)
-    log.info("demo 1/7: generating the clickstream (%d users, %d days)", config.generator.users, config.generator.days)
+    log.info("demo 1/9: generating the clickstream (%d users, %d days)", config.generator.users, config.generator.days)
     generated = generate.run(config, spark, lake=lake)
 
-    log.info("demo 2/7: loading %s into %s", generated.landing_path, config.tables.demo_events)
+    log.info("demo 2/9: loading %s into %s", generated.landing_path, config.tables.demo_events)
     # The parsed frame is used twice (bad-line count and the write): cache it for this step only.
     parsed = load_landing(spark, generated.landing_path).cache()
     unparsed = parsed.where(F.col("_corrupt_record").isNotNull() | F.col("event_time").isNull()).count()
@@ -104,7 +109,7 @@ def run(config: ClickmlConfig, spark: SparkSession) -> DemoSummary:
     )
     parsed.unpersist()
 
-    log.info("demo 3/7: reading %s back", config.tables.demo_events)
+    log.info("demo 3/9: reading %s back", config.tables.demo_events)
     location = lake.location(config.tables.demo_events)
     rows_spark = lake.read(config.tables.demo_events).count()
     from deltalake import DeltaTable
@@ -113,21 +118,27 @@ def run(config: ClickmlConfig, spark: SparkSession) -> DemoSummary:
 
     from pipelines import ingest, silver
 
-    log.info("demo 4/7: ingesting the landing files into %s", config.tables.bronze_events)
+    log.info("demo 4/9: ingesting the landing files into %s", config.tables.bronze_events)
     start = dt.datetime.combine(config.generator.start_date, dt.time(), dt.timezone.utc)
     # A few days past the generated period, so late arrivals are taken too.
     end = start + dt.timedelta(days=config.generator.days + 3)
     ingested = ingest.run(config, spark, config.generator.source, start, end, lake=lake)
     quarantine_by_reason = sum((Counter(batch.quarantined_by_reason) for batch in ingested), Counter())
-    log.info("demo 5/7: building silver sessions")
+    log.info("demo 5/9: building silver sessions")
     built = silver.run(config, spark, lake=lake)
     from pipelines.features import stage as features_stage
     from pipelines.training_sets import stage as training_sets_stage
 
-    log.info("demo 6/7: building the gold feature tables")
+    log.info("demo 6/9: building the gold feature tables")
     features = features_stage.run(config, spark, lake=lake)
-    log.info("demo 7/7: building the training sets")
+    log.info("demo 7/9: building the training sets")
     training_sets = training_sets_stage.run(config, spark, lake=lake)
+    log.info("demo 8/9: validating every layer")
+    gates = validate_layers(config, spark, lake)
+    log.info("demo 9/9: training, evaluating, registering and promoting models")
+    from pipelines.train import stage as train_stage
+
+    trained = train_stage.run(config, spark, lake=lake)
     return DemoSummary(
         landing_path=generated.landing_path,
         events_generated=generated.events,
@@ -145,9 +156,36 @@ def run(config: ClickmlConfig, spark: SparkSession) -> DemoSummary:
         silver_report=built.report(),
         features_report=features.report(),
         training_sets_report=training_sets.report(),
+        gate_reports=[_gate_line(g) for g in gates],
+        data_docs=next((g.data_docs_index for g in gates if g.data_docs_index), None),
+        training_table=trained.table(),
+        mlflow_ui=trained.tracking.ui_command if trained.tracking else "",
         bronze_rows=lake.read(config.tables.bronze_events).count(),
         quarantine_by_reason=dict(quarantine_by_reason),
     )
+
+
+def gated_tables(config: ClickmlConfig) -> list[str]:
+    """Every table the demo (and the DAGs) validate, layer by layer."""
+    t = config.tables
+    return [
+        t.bronze_events, t.bronze_quarantine, t.ingest_audit, t.silver_events, t.silver_sessions,
+        t.user_features, t.product_features, t.category_features, t.user_category_features,
+        t.propensity_training, t.implicit_training,
+    ]
+
+
+def validate_layers(config: ClickmlConfig, spark: SparkSession, lake: Lake) -> list:
+    """Run each table's gate; the first failure raises `ValidationError` listing what failed."""
+    from pipelines import validate
+
+    return [validate.run(config, spark, table, lake=lake) for table in gated_tables(config)]
+
+
+def _gate_line(result) -> str:
+    rows = f"{result.rows:,} rows" if result.rows is not None else "? rows"
+    state = f"passed {len(result.expectations)}/{len(result.expectations)}" if result.success else "FAILED"
+    return f"{result.subject:<34} {state:<14} {rows:>14}  {result.duration_seconds:5.1f}s"
 
 
 def format_summary(summary: DemoSummary, generated_report: str = "") -> str:
@@ -177,6 +215,14 @@ def format_summary(summary: DemoSummary, generated_report: str = "") -> str:
         f"  {summary.features_report}",
         f"  {summary.training_sets_report}",
         "",
+        "validation gates (Great Expectations)",
+        *[f"  {line}" for line in summary.gate_reports],
+        f"  Data Docs: {summary.data_docs}" if summary.data_docs else None,
+        "",
+        "models (trained, evaluated on the test split, registered)",
+        *[f"  {line}" for line in summary.training_table.splitlines()],
+        "",
+        f"MLflow UI: {summary.mlflow_ui}" if summary.mlflow_ui else None,
         f"took                   {summary.seconds:.1f}s",
         "",
         f"inspect: clickml lake history {summary.table}    clickml lake show silver.sessions",

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from typing import Literal, Union
+from typing import Literal
 
 Entity = Literal["user", "product", "category", "user_category"]
 
@@ -78,7 +78,7 @@ class Share:
     of: Entity
 
 
-Formula = Union[Sum, Ratio, DaysSince, Top, Relative, Latest, Distinct, Share]
+Formula = Sum | Ratio | DaysSince | Top | Relative | Latest | Distinct | Share
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ job's seed. The Delta version read is returned for lineage.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -17,14 +17,13 @@ from pyspark.sql import functions as F
 from pipelines.config import ClickmlConfig
 from pipelines.config.models import DataSpec, TrainJobSpec
 from pipelines.lake import Lake
+from pipelines.train.errors import TrainingDataError
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 
 
-class TrainingDataError(ValueError):
-    """The training table is missing, lacks a column, or cannot be split as configured."""
 
 
 @dataclass

@@ -5,10 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from pyspark.ml import Estimator
-from pyspark.ml.classification import GBTClassifier, LogisticRegression, RandomForestClassifier
+from pyspark.ml.classification import (
+    GBTClassifier,
+    LogisticRegression,
+    RandomForestClassifier,
+)
 from pyspark.ml.recommendation import ALS
 from pyspark.ml.regression import GBTRegressor, LinearRegression, RandomForestRegressor
 
+from pipelines.train.errors import ModelSpecError
 from pipelines.train.preprocess import FEATURES, LABEL, WEIGHT
 
 USER_INDEX = "__user_idx"
@@ -28,8 +33,6 @@ LINEAR = frozenset({"logistic_regression", "linear_regression"})
 TREES = frozenset({"random_forest", "gbt", "random_forest_regression", "gbt_regression"})
 
 
-class ModelSpecError(ValueError):
-    """An unknown estimator parameter or a value the estimator rejects."""
 
 
 def build_estimator(algorithm: str, params: dict[str, Any], seed: int, weighted: bool, implicit: bool = True) -> Estimator:

@@ -12,10 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyspark.ml import Transformer
-from pyspark.ml.feature import Imputer, OneHotEncoder, SQLTransformer, StandardScaler, StringIndexer, VectorAssembler
+from pyspark.ml.feature import (
+    Imputer,
+    OneHotEncoder,
+    SQLTransformer,
+    StandardScaler,
+    StringIndexer,
+    VectorAssembler,
+)
 from pyspark.sql import DataFrame
 
 from pipelines.config.models import TrainJobSpec
+from pipelines.train.errors import FeatureSpecError
 
 NUMERIC_TYPES = ("tinyint", "smallint", "int", "bigint", "float", "double")
 FEATURES = "features"
@@ -23,8 +31,6 @@ LABEL = "__label"
 WEIGHT = "__weight"
 
 
-class FeatureSpecError(ValueError):
-    """A feature column is missing or has a type the pipeline cannot use."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from pipelines.evaluate import plot_feature_importance, write_plots
 from pipelines.lake import Lake
 from pipelines.train import recommend, supervised
 from pipelines.train.data import Dataset, load
+from pipelines.train.errors import TrainingError
 from pipelines.train.promotion import Decision, register_and_promote
 from pipelines.train.scoring import SCORE, load_model, score
 from pipelines.train.supervised import Fitted
@@ -33,14 +33,12 @@ log = logging.getLogger(__name__)
 
 KEY_METRICS = {
     "binary": ("roc_auc", "pr_auc", "log_loss", "f1"),
-    "multiclass": ("accuracy", "f1_weighted"),
+    "multiclass": ("accuracy", "weighted_f1", "macro_f1"),
     "regression": ("rmse", "mae", "r2"),
     "recommendation": ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k"),
 }
 
 
-class TrainingError(RuntimeError):
-    """A training job cannot run as configured."""
 
 
 @dataclass

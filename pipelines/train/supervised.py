@@ -13,10 +13,23 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.config.models import ModelSpec, TrainJobSpec
-from pipelines.evaluate import Evaluation, binary_metrics, choose_threshold, multiclass_metrics, regression_metrics
+from pipelines.evaluate import (
+    Evaluation,
+    binary_metrics,
+    choose_threshold,
+    multiclass_metrics,
+    regression_metrics,
+)
 from pipelines.train.data import Dataset, TrainingDataError
 from pipelines.train.estimators import LINEAR, TREES, build_estimator
-from pipelines.train.preprocess import LABEL, WEIGHT, FeatureColumns, feature_columns, feature_names, preprocessing_stages
+from pipelines.train.preprocess import (
+    LABEL,
+    WEIGHT,
+    FeatureColumns,
+    feature_columns,
+    feature_names,
+    preprocessing_stages,
+)
 from pipelines.train.scoring import SCORE, score
 from pipelines.train.search import search_evaluator, tuner
 

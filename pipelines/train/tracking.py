@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.config import ClickmlConfig
+from pipelines.train.errors import TrackingError
 
 log = logging.getLogger(__name__)
 
 
-class TrackingError(RuntimeError):
-    """MLflow cannot be configured as asked."""
 
 
 @dataclass(frozen=True)
@@ -85,11 +84,11 @@ def configure(config: ClickmlConfig) -> Tracking:
 def git_commit(project_root: str) -> str:
     """The project's git commit (with `-dirty` when the tree has changes), or `unknown`."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root, capture_output=True, text=True, timeout=10)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=project_root, capture_output=True, text=True, timeout=10, check=False)
         if head.returncode != 0:
             return "unknown"
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=project_root,
-                               capture_output=True, text=True, timeout=10)
+                               capture_output=True, text=True, timeout=10, check=False)
         return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"

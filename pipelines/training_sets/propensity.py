@@ -123,7 +123,7 @@ def examples(
     cutoffs = sorted(splits)
     spark = events.sparkSession
     split_frame = spark.createDataFrame([(c, s) for c, s in splits.items()], "cutoff date, split string")
-    cutoff_of = lambda frame: frame.withColumnRenamed("as_of_date", "cutoff")  # noqa: E731
+    cutoff_of = lambda frame: frame.withColumnRenamed("as_of_date", "cutoff")
     user = cutoff_of(_prefixed(features["user"], "user", ["user_id", "as_of_date"]))
     if cfg.unit == "user":
         keys = ["user_id"]

@@ -18,8 +18,13 @@ from pyspark.sql import functions as F
 from pipelines.config import ClickmlConfig
 from pipelines.features import stage as features_stage
 from pipelines.lake import Lake
-from pipelines.training_sets.implicit import implicit_feedback, first_test_date
-from pipelines.training_sets.propensity import TrainingSetError, assign_splits, derive_cutoffs, examples
+from pipelines.training_sets.implicit import first_test_date, implicit_feedback
+from pipelines.training_sets.propensity import (
+    TrainingSetError,
+    assign_splits,
+    derive_cutoffs,
+    examples,
+)
 
 log = logging.getLogger(__name__)
 

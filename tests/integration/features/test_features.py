@@ -67,3 +67,15 @@ def test_training_sets_are_time_split_and_report_their_balance(spark, built):
     assert result.versions[config.tables.propensity_training] == lake.version(config.tables.propensity_training)
     assert set(result.implicit_rows) == {"train", "test"}
     assert "train" in result.report() and "positive" in result.report()
+
+
+def test_gold_and_training_set_suites_pass_on_generated_data(spark, built):
+    from pipelines import validate
+
+    config, lake = built
+    training_sets_stage.run(config, spark, lake=lake)
+    tables = config.tables
+    for table in (tables.user_features, tables.product_features, tables.category_features,
+                  tables.user_category_features, tables.propensity_training, tables.implicit_training):
+        result = validate.run(config, spark, table, lake=lake)
+        assert result.success, result.failure_message()

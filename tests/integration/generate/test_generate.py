@@ -236,3 +236,25 @@ def test_run_writes_truth_tables_and_reports(spark, tmp_path):
     assert 0.5 < result.expected_session_auc < 1
     assert not math.isnan(result.oracle_session_auc)
     assert "oracle AUC" in result.report() and result.as_dict()["bad_lines"] == result.bad_lines
+
+
+def test_model_selection_still_works_in_the_session_after_generating(spark, tmp_path):
+    """Regression: generate used DataFrame.observe, after which Spark 4.1 fails every later
+    TrainValidationSplit/CrossValidator in the session ("Task not serializable: ObservationManager")."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.ml.tuning import ParamGridBuilder, TrainValidationSplit
+
+    from tests.conftest import make_config
+
+    run(make_config(tmp_path, "generator.users=20", "generator.days=1"), spark)
+    frame = spark.range(200).select(F.rand(1).alias("x"), (F.rand(2) > 0.5).cast("double").alias("label"))
+    lr = LogisticRegression(maxIter=5)
+    search = TrainValidationSplit(
+        estimator=Pipeline(stages=[VectorAssembler(inputCols=["x"], outputCol="features"), lr]),
+        estimatorParamMaps=ParamGridBuilder().addGrid(lr.regParam, [0.1, 0.01]).build(),
+        evaluator=BinaryClassificationEvaluator(), parallelism=2,
+    )
+    assert len(search.fit(frame).validationMetrics) == 2

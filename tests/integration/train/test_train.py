@@ -85,7 +85,7 @@ def test_binary_job_on_a_csv_logs_registers_and_promotes(spark, tmp_path, csv_ta
     assert len(scored) == 20 and scored["score"].between(0, 1).all()
 
 
-def test_regression_on_parquet_and_implicit_als_on_delta(spark, tmp_path):
+def test_regression_multiclass_and_als_on_parquet_and_delta(spark, tmp_path):
     rng = np.random.default_rng(5)
     n = 400
     x = rng.normal(size=n)
@@ -105,11 +105,22 @@ def test_regression_on_parquet_and_implicit_als_on_delta(spark, tmp_path):
                 "registry": {"name": "test-reg", "metric": "rmse", "greater_is_better": False, "prediction_suite": None}}
     als_spec = {"data": {"table": "gold.tiny_implicit", "split_column": "split"}, "task": "recommendation",
                 "label": "strength", "k": 5, "models": {"als": {"algorithm": "als", "params": {"rank": 4, "maxIter": 5}}}}
-    config = make_config(tmp_path, f"training.jobs={json.dumps({'reg': reg_spec, 'als': als_spec})}")
+    explicit = {**als_spec, "implicit": False, "registry": {"name": "test-ratings", "metric": "rmse",
+                                                             "greater_is_better": False, "prediction_suite": None}}
+    classes = pd.DataFrame({"x": x, "cls": np.digitize(x, [-0.5, 0.5]), "t": np.arange(n)})
+    classes_path = tmp_path / "classes.parquet"
+    spark.createDataFrame(classes).write.parquet(str(classes_path))
+    multi = {"data": {"path": str(classes_path), "format": "parquet", "validation_share": 0.0, "test_share": 0.3},
+             "task": "multiclass", "label": "cls", "exclude": ["t"],
+             "models": {"rf": {"algorithm": "random_forest", "params": {"numTrees": 10, "maxDepth": 3}}}}
+    jobs = {"reg": reg_spec, "als": als_spec, "ratings": explicit, "classes": multi}
+    config = make_config(tmp_path, f"training.jobs={json.dumps(jobs)}")
     Lake(config, spark).write(spark.createDataFrame(rows, "user_id string, product_id string, strength double, split string"),
                               "gold.tiny_implicit", mode="overwrite")
-    result = stage.run(config, spark, jobs=["reg", "als"])
-    reg, als = result.models
+    result = stage.run(config, spark, jobs=["reg", "als", "ratings", "classes"])
+    reg, als, ratings, classes = result.models
     assert reg.metrics["rmse"] < 0.3 and reg.metrics["r2"] > 0.95 and reg.decision.promoted
     assert als.metrics["recall_at_k"] > 0.5 and 0 < als.metrics["ndcg_at_k"] <= 1
     assert als.decision is None and als.promotion() == "not registered"
+    assert ratings.metrics["rmse"] < 1.5 and ratings.decision.promoted  # explicit ratings 1..3
+    assert classes.metrics["accuracy"] > 0.8 and "weighted_f1" in classes.metrics

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from pipelines.features.registry import KEYS, definitions_hash, features_of, markdown, registry
+from pipelines.features.registry import (
+    KEYS,
+    definitions_hash,
+    features_of,
+    markdown,
+    registry,
+)
 from tests.conftest import REPO_ROOT
 
 

@@ -8,7 +8,14 @@ from pyspark.ml import Pipeline
 from pyspark.ml.classification import LogisticRegression
 
 from pipelines.config.models import TrainJobSpec
-from pipelines.train.preprocess import FEATURES, LABEL, FeatureSpecError, feature_columns, feature_names, preprocessing_stages
+from pipelines.train.preprocess import (
+    FEATURES,
+    LABEL,
+    FeatureSpecError,
+    feature_columns,
+    feature_names,
+    preprocessing_stages,
+)
 
 SCHEMA = "id string, label int, amount double, visits long, device string, member boolean, split string"
 ROWS = [

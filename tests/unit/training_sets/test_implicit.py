@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from pipelines.config.models import ImplicitConfig
-from pipelines.training_sets.implicit import implicit_feedback, first_test_date
+from pipelines.training_sets.implicit import first_test_date, implicit_feedback
 from tests.eventframes import at, silver_events
 
 
