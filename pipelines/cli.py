@@ -2,7 +2,7 @@
 
     clickml [--profile P] [--conf-dir D] [--set KEY=VALUE ...] COMMAND ...
 
-Commands: demo, generate, ingest, silver, features build|list, training-sets, train, config show,
+Commands: demo, generate, ingest, silver, features build|list, training-sets, validate, train, config show,
 lake history|show|files|vacuum.
 """
 
@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("training-sets", help="build gold.propensity_training and gold.implicit_training")
 
+    gate = commands.add_parser("validate", help="run the Great Expectations gate of tables (conf/expectations/)")
+    gate.add_argument("tables", nargs="+", help="logical tables, e.g. silver.sessions (comma-separated or repeated)")
+    gate.add_argument("--version", type=int, help="the table version to validate (one table only; default: latest)")
+
     train = commands.add_parser("train", help="train, evaluate, log to MLflow, register and promote models")
     train.add_argument("jobs", nargs="*", help="training jobs (training.jobs); default: training.default_jobs or all")
     train.add_argument("--model", dest="models", action="append", help="train only this model of the jobs (repeatable)")
@@ -84,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--start and --end go together (an interval), or neither (incremental)")
     handler = {
         "demo": _demo, "generate": _generate, "ingest": _ingest, "silver": _silver, "features": _features,
-        "training-sets": _training_sets, "train": _train, "config": _config, "lake": _lake,
+        "training-sets": _training_sets, "validate": _validate, "train": _train, "config": _config, "lake": _lake,
     }[args.command]
     from pipelines.features.stage import FeaturesError
     from pipelines.lake import LakeError
@@ -172,6 +176,12 @@ def _training_sets(config: ClickmlConfig, args: argparse.Namespace) -> int:
 
     print(stage.run(config, _spark(config)).report())
     return 0
+
+
+def _validate(config: ClickmlConfig, args: argparse.Namespace) -> int:
+    from pipelines.validate.gates import gate_tables
+
+    return gate_tables(config, _spark(config), args.tables, version=args.version)
 
 
 def _train(config: ClickmlConfig, args: argparse.Namespace) -> int:

@@ -375,6 +375,8 @@ class ModelSpec(Section):
     params: dict[str, Any] = Field(default_factory=dict)
     """Estimator parameters (pyspark.ml names), e.g. {maxIter: 50, regParam: 0.01}."""
     search: SearchSpec = Field(default_factory=SearchSpec)
+    class_weights: Literal["none", "balanced"] | None = None
+    """Overrides the job's `class_weights` for this model (None: the job's)."""
 
 
 class RegistrySpec(Section):

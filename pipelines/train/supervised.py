@@ -62,8 +62,8 @@ def prepare(frame: DataFrame, job: TrainJobSpec, class_weights: dict[float, floa
     return out.withColumn(WEIGHT, weight)
 
 
-def class_weights(train: DataFrame, job: TrainJobSpec, source: str) -> dict[float, float] | None:
-    """`balanced` weights n / (classes x count); also checks the label values."""
+def class_weights(train: DataFrame, job: TrainJobSpec, source: str, mode: str | None = None) -> dict[float, float] | None:
+    """`balanced` weights n / (classes x count) (`mode`, default the job's); checks the labels."""
     if job.task not in ("binary", "multiclass"):
         return None
     rows = train.select(F.col(job.label).cast("double").alias("__c")).groupBy("__c").count().limit(1001).collect()
@@ -79,7 +79,7 @@ def class_weights(train: DataFrame, job: TrainJobSpec, source: str) -> dict[floa
     if len(labels) < 2:
         raise TrainingDataError(f"{source}: the training split has a single class ({labels}) in {job.label!r}")
     log.info("class counts of %s in train: %s", job.label, {int(k): v for k, v in counts.items()})
-    if job.class_weights == "none":
+    if (mode or job.class_weights) == "none":
         return None
     n, k = sum(counts.values()), len(counts)
     return {label: n / (k * count) for label, count in counts.items()}
@@ -114,7 +114,7 @@ def fit(dataset: Dataset, job: TrainJobSpec, name: str, spec: ModelSpec) -> Fitt
     started = time.time()
     train = dataset.splits["train"]
     columns = feature_columns(train, job, dataset.source)
-    weights = class_weights(train, job, dataset.source)
+    weights = class_weights(train, job, dataset.source, spec.class_weights)
     weighted = bool(weights) or job.weight is not None
     params = dict(spec.params)
     if spec.algorithm in TREES and "maxBins" not in params:

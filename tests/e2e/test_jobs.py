@@ -22,4 +22,5 @@ def test_job_help(job):
 
 
 def test_jobs_exist_for_every_stage():
-    assert {"generate_clickstream.py", "ingest_clickstream.py", "build_silver.py", "demo.py", "lake_vacuum.py"} <= set(JOBS)
+    assert {"generate_clickstream.py", "ingest_clickstream.py", "build_silver.py", "build_features.py",
+            "build_training_sets.py", "validate.py", "train.py", "demo.py", "lake_vacuum.py"} <= set(JOBS)
