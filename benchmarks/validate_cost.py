@@ -37,13 +37,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyspark.sql import SparkSession  # noqa: E402
-from pyspark.sql import functions as F  # noqa: E402
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
-from pipelines.config import load_config  # noqa: E402
-from pipelines.lake import Lake  # noqa: E402
-from pipelines.silver.stage import EVENT_COLUMNS  # noqa: E402
-from pipelines.spark import build_session  # noqa: E402
+from pipelines.config import load_config
+from pipelines.lake import Lake
+from pipelines.silver.stage import EVENT_COLUMNS
+from pipelines.spark import build_session
 
 TABLE = "silver.events"
 TARGET_RATIO = 2.0

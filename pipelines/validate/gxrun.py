@@ -5,12 +5,14 @@ counts, means, ...) into a single `df.agg(...)` per dependency level, but every 
 uniqueness window and every "unexpected values" sample is its own Spark job, and each job re-reads
 the DataFrame it was given (GX issue #10757). So here:
 
-- only the columns whose values the suite reads are selected and persisted for the duration of
-  the run: the source is scanned once, and GX's jobs read the cache; the other columns are handed
-  to GX as typed null literals, so schema checks still see the whole table. The cache is
-  MEMORY_AND_DISK_DESER: memory, spilling to disk, and unlike MEMORY_AND_DISK its column batches
-  are not serialized again when built and deserialized on every read (measured in
-  docs/validation.md);
+- only the columns whose values the suite reads are selected and materialized once for the
+  duration of the run: the source is scanned once, and GX's jobs read the materialized rows; the
+  other columns are handed to GX as typed null literals, so schema checks still see the whole
+  table. By default the rows are kept as a local checkpoint in executor memory (spilling to
+  disk, MEMORY_AND_DISK_DESER): about half the CPU of building Spark's columnar cache, and GX's
+  jobs read it as fast. Its price is that an executor lost mid-run fails the run instead of
+  recomputing the lost part; `MATERIALIZE = "persist"` switches to `persist()` with the same
+  storage level (measured in docs/validation.md). Either is released when the run ends;
 - the first pass asks for no unexpected-value samples (`partial_unexpected_count: 0`, a `LIMIT 0`
   that Spark answers without a job); only when a check fails are a few examples fetched, for the
   failed checks alone, in a second pass.
@@ -24,10 +26,12 @@ import fcntl
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
+from py4j.protocol import Py4JError
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -44,7 +48,9 @@ log = logging.getLogger(__name__)
 SITE_NAME = "clickml"
 DATASOURCE_NAME = "clickml"
 BATCH_DEFINITION_NAME = "whole_dataframe"
-CACHE_LEVEL = StorageLevel.MEMORY_AND_DISK_DESER
+STORAGE_LEVEL = StorageLevel.MEMORY_AND_DISK_DESER
+MATERIALIZE = "checkpoint"
+"""How the columns read are kept during a run: `checkpoint` (local checkpoint) or `persist` (cache)."""
 FIRST_PASS_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
 EXAMPLES = 20
 EXAMPLES_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": EXAMPLES}
@@ -76,7 +82,7 @@ class FrameRun:
     docs_page: str | None = None
     docs_index: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    """Seconds spent: `scan` (reading the source into the cache), `checks` (GX), `examples`, `docs`."""
+    """Seconds spent: `scan` (reading the columns into memory), `checks` (GX), `examples`, `docs`."""
 
 
 def make_context(docs: DocsTarget | None) -> EphemeralDataContext:
@@ -113,11 +119,21 @@ def make_context(docs: DocsTarget | None) -> EphemeralDataContext:
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
-def prepare_frame(df: DataFrame, suite: Suite) -> tuple[DataFrame, DataFrame, list[str]]:
-    """(persisted frame of the columns read, the frame GX sees, the columns read)."""
+def prepare_frame(df: DataFrame, suite: Suite, how: str | None = None) -> tuple[DataFrame, DataFrame, list[str]]:
+    """(frame of the columns read, to be materialized, the frame GX sees, the columns read).
+
+    Nothing runs yet: the first action on the first frame materializes it; `release` frees it.
+    """
+    how = how or MATERIALIZE
+    if how not in ("checkpoint", "persist"):
+        raise ValueError(f"materialize must be 'checkpoint' or 'persist', got {how!r}")
     wanted = suite.data_columns()
     read = [c for c in df.columns if wanted is None or c in wanted]
-    cached = df.select(*[F.col(_quoted(c)) for c in read]).persist(CACHE_LEVEL)
+    selected = df.select(*[F.col(_quoted(c)) for c in read])
+    if how == "checkpoint":
+        cached = selected.localCheckpoint(eager=False, storageLevel=STORAGE_LEVEL)
+    else:
+        cached = selected.persist(STORAGE_LEVEL)
     view = cached.select(
         *[F.col(_quoted(f.name)) if f.name in read else F.lit(None).cast(f.dataType).alias(f.name) for f in df.schema.fields]
     )
@@ -132,7 +148,7 @@ def run_suite(
     run_time: dt.datetime,
     docs: DocsTarget | None,
 ) -> FrameRun:
-    """Validate `df` against `suite` (one scan of the source, then GX on the cache)."""
+    """Validate `df` against `suite` (one scan of the source, then GX on the materialized rows)."""
     from great_expectations import ValidationDefinition
     from great_expectations.core.run_identifier import RunIdentifier
 
@@ -140,7 +156,7 @@ def run_suite(
     clock = time.monotonic()
     cached, view, read = prepare_frame(df, suite)
     try:
-        rows = cached.count()  # the one scan of the source: it fills the cache
+        rows = cached.count()  # the one scan of the source: it materializes the columns read
         timings["scan"], clock = _lap(clock)
         log.info("validate %s: suite %s, %d check(s), %d row(s), values read from %d of %d column(s)",
                  asset_name, suite.name, len(suite.entries), rows, len(read), len(df.columns))
@@ -166,7 +182,19 @@ def run_suite(
         log.info("validate %s: %s", asset_name, ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
         return run
     finally:
-        cached.unpersist()
+        release(cached)
+
+
+def release(frame: DataFrame) -> None:
+    """Free the rows kept for a run: unpersist a cache, or the RDD behind a local checkpoint."""
+    if frame.is_cached:
+        frame.unpersist(blocking=True)
+        return
+    try:  # a local checkpoint is a LogicalRDD over a persisted RDD; DataFrame.unpersist ignores it.
+        # Spark logs a warning that the RDD cannot be recomputed after this: expected, it is done.
+        frame._jdf.queryExecution().analyzed().rdd().unpersist(True)
+    except (AttributeError, Py4JError) as exc:  # another plan shape: Spark's cleaner frees it once unused
+        log.debug("local checkpoint left to Spark's context cleaner: %s", exc)
 
 
 def _lap(since: float) -> tuple[float, float]:

@@ -115,8 +115,8 @@ class ValidationResult:
 
     def failure_message(self) -> str:
         """Every failed check with its arguments and what was observed, one per line."""
-        lines = [f"validation of {self.subject} against suite {self.suite} failed: "
-                 f"{len(self.failed)} of {len(self.expectations)} checks"]
+        head = f"validation of {self.subject} against suite {self.suite} failed: {len(self.failed)} of {len(self.expectations)} checks"
+        lines = [head]
         lines += [f"  - {e.describe()}" for e in self.failed]
         if self.summary_path:
             lines.append(f"  summary: {self.summary_path}")

@@ -72,15 +72,6 @@ def write_summary(config: ClickmlConfig, root: str, relative: str, payload: dict
     return location.uri
 
 
-def read_summaries(root: str, subject: str) -> list[dict[str, Any]]:
-    """The JSON summaries of one table or run name under a local results root, oldest first."""
-    local = local_root(root)
-    if local is None:
-        raise ValueError(f"{root} is not a local folder")
-    folder = local / _safe(subject)
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
-
-
 def _safe(name: str) -> str:
     """A path segment: letters, digits, `.`, `_`, `-` kept, anything else replaced by `_`."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", name).strip(".")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -23,7 +23,12 @@ from pipelines.lake import Lake
 from pipelines.validate.errors import ValidationError
 from pipelines.validate.gxrun import DocsTarget, run_suite
 from pipelines.validate.result import ExpectationOutcome, ValidationResult
-from pipelines.validate.results import local_root, results_root, summary_relative_path, write_summary
+from pipelines.validate.results import (
+    local_root,
+    results_root,
+    summary_relative_path,
+    write_summary,
+)
 from pipelines.validate.rowcount import check_row_count
 from pipelines.validate.suites import Suite, load_suite
 

@@ -225,9 +225,11 @@ def _parse_entry(path: Path, index: int, line: int | None, raw: Any) -> SuiteEnt
     reserved = sorted(RESERVED_ARGUMENTS & set(arguments))
     if reserved:
         raise SuiteError(f"{where}: {', '.join(reserved)} cannot be set in a suite file")
+    from great_expectations.exceptions import GreatExpectationsError
+
     try:
         cls(**arguments)
-    except Exception as exc:  # GX validates with pydantic (v1 API) and raises its ValidationError
+    except (ValueError, TypeError, GreatExpectationsError) as exc:  # pydantic's ValidationError is a ValueError
         raise SuiteError(f"{where}: invalid arguments: {_describe_errors(exc)}") from None
     return SuiteEntry(index, line, class_name, arguments)
 

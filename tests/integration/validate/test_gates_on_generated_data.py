@@ -65,8 +65,10 @@ def test_the_job_exits_non_zero_when_a_gate_fails(spark, lakehouse, tmp_path, ca
     job = load_job()
     common = [f"--set=lake.root={config.lake.root}", f"--set=landing.root={config.landing.root}",
               "--set=spark.master=local[2]"]
-    assert job.main(["--table", "silver_sessions,bronze.ingest_audit", *common]) == 0
-    assert "validate silver.sessions v0 [suite silver.sessions]: passed" in capsys.readouterr().out
+    assert job.main(["--table", "ingest_audit,bronze.quarantine", *common]) == 0  # a tables key works too
+    out = capsys.readouterr().out
+    assert "validate bronze.ingest_audit v0 [suite bronze.ingest_audit]: passed" in out
+    assert "validate bronze.quarantine v0 [suite bronze.quarantine]: passed" in out
 
     strict = tmp_path / "suites"
     shutil.copytree(CONF_DIR / "expectations", strict)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import textwrap
 from pathlib import Path
@@ -11,7 +10,13 @@ import pytest
 from pyspark.sql import functions as F
 
 from pipelines.lake import Lake
-from pipelines.validate import ValidationError, ValidationResult, run, validate_dataframe
+from pipelines.validate import (
+    ValidationError,
+    ValidationResult,
+    gxrun,
+    run,
+    validate_dataframe,
+)
 from tests.conftest import CONF_DIR, make_config
 
 EVENTS_SUITE = """\
@@ -71,8 +76,12 @@ def test_corrupted_data_fails_with_each_check_and_its_observation(spark, config)
     assert persisted_rdds(spark) == before  # the cache is released, also on failure
 
 
-def test_clean_data_passes_reading_only_the_columns_the_suite_uses(spark, config, tmp_path):
+@pytest.mark.parametrize("materialize", ["checkpoint", "persist"])
+def test_clean_data_passes_reading_only_the_columns_the_suite_uses(spark, config, tmp_path, monkeypatch, materialize):
+    monkeypatch.setattr(gxrun, "MATERIALIZE", materialize)
+    before = persisted_rdds(spark)
     result = validate_dataframe(config, spark.createDataFrame(CLEAN, SCHEMA), "tiny.events", raise_on_failure=True)
+    assert persisted_rdds(spark) == before
     assert result.success and result.rows == 3
     assert result.columns_read == ["event_id", "user_id", "event_type", "price"]  # `note` is only in the schema
     assert result.report().startswith("validate dataframe (tiny.events) [suite tiny.events]: passed 6/6 checks on 3 rows")

@@ -8,8 +8,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 
-from pipelines.lake import Lake
-from pipelines.lake import deltalog
+from pipelines.lake import Lake, deltalog
 from pipelines.validate.rowcount import CHECK_NAME, check_row_count, table_rows
 from tests.conftest import make_config
 from tests.lakehelpers import write_files
