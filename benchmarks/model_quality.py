@@ -118,7 +118,7 @@ def main() -> int:
         sets = training_sets_stage.run(config, spark, lake=lake)
         prepared = time.time() - t0
         oracle = oracle_window_auc(lake.read(config.tables.truth_sessions), test_cutoff, HORIZON)
-        trained = train_stage.run(config, spark, lake=lake)
+        trained = train_stage.run(config, spark)
         lgb_auc, lgb_seconds = lightgbm_auc(lake.read(config.tables.propensity_training), config.training.jobs["propensity"].data.seed)
     finally:
         spark.stop()

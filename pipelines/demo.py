@@ -138,7 +138,7 @@ def run(config: ClickmlConfig, spark: SparkSession) -> DemoSummary:
     log.info("demo 9/9: training, evaluating, registering and promoting models")
     from pipelines.train import stage as train_stage
 
-    trained = train_stage.run(config, spark, lake=lake)
+    trained = train_stage.run(config, spark)
     return DemoSummary(
         landing_path=generated.landing_path,
         events_generated=generated.events,

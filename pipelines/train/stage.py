@@ -97,11 +97,15 @@ def run(
     spark: SparkSession,
     jobs: list[str] | None = None,
     models: list[str] | None = None,
-    lake: Lake | None = None,
 ) -> TrainResult:
     """Train the named jobs (default: training.default_jobs, else all) and, optionally, only the
     named models of them."""
-    lake = lake or Lake(config, spark)
+    # A child session (same SparkContext, fresh session state) keeps training working after code
+    # in the caller's session used DataFrame.observe: Spark 4.1 then fails MLlib model selection
+    # with "Task not serializable: ObservationManager" (the initialised manager is not serializable
+    # and the evaluators' closures capture the DataFrame's session).
+    spark = spark.newSession()
+    lake = Lake(config, spark)
     names = jobs or config.training.default_jobs or list(config.training.jobs)
     unknown = [n for n in names if n not in config.training.jobs]
     if unknown:

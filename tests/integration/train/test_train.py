@@ -124,3 +124,21 @@ def test_regression_multiclass_and_als_on_parquet_and_delta(spark, tmp_path):
     assert als.decision is None and als.promotion() == "not registered"
     assert ratings.metrics["rmse"] < 1.5 and ratings.decision.promoted  # explicit ratings 1..3
     assert classes.metrics["accuracy"] > 0.8 and "weighted_f1" in classes.metrics
+
+
+def test_training_works_after_the_session_used_an_observation(spark, tmp_path, csv_table):
+    """Regression: once a session used DataFrame.observe, Spark 4.1 failed model selection in it
+    ("Task not serializable: ObservationManager"); the stage now trains in a child session."""
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    session = spark.newSession()  # observe in a child, so the suite's shared session stays clean
+    observation = Observation("counted")
+    session.range(10).observe(observation, F.count(F.lit(1)).alias("n")).collect()
+    assert observation.get["n"] == 10
+    assert session.conf.get("spark.sql.session.timeZone") == "UTC"
+    models = {"lr": {"algorithm": "logistic_regression", "params": {"maxIter": 20},
+                     "search": {"method": "grid", "grid": {"regParam": [0.01, 0.1]}}}}
+    config = make_config(tmp_path, _job(csv_table, "csv", models), "training.jobs.binary.registry=null")
+    result = stage.run(config, session, jobs=["binary"])
+    assert result.models[0].metrics["roc_auc"] > 0.7
