@@ -61,12 +61,13 @@ def lightgbm_auc(frame, seed: int) -> tuple[float, float]:
     except ImportError:
         print("lightgbm is not installed: `pip install lightgbm` to compare (benchmark only)")
         return float("nan"), float("nan")
+    import pandas as pd
     from sklearn.metrics import roc_auc_score
 
     data = frame.toPandas()  # the benchmark's training set: bounded by --users
     features = [c for c in data.columns if c not in ("example_id", "cutoff", "label", "split", "user_id", "product_id")]
     for c in features:
-        if data[c].dtype == object:
+        if not (pd.api.types.is_numeric_dtype(data[c]) or pd.api.types.is_bool_dtype(data[c])):
             data[c] = data[c].astype("category")
     parts = {s: data[data["split"] == s] for s in ("train", "validation", "test")}
     started = time.time()
@@ -119,6 +120,7 @@ def main() -> int:
         prepared = time.time() - t0
         oracle = oracle_window_auc(lake.read(config.tables.truth_sessions), test_cutoff, HORIZON)
         trained = train_stage.run(config, spark)
+        print(trained.table(), flush=True)
         lgb_auc, lgb_seconds = lightgbm_auc(lake.read(config.tables.propensity_training), config.training.jobs["propensity"].data.seed)
     finally:
         spark.stop()

@@ -196,8 +196,12 @@ def _log_model(spark: SparkSession, job: TrainJobSpec, fitted: Fitted, dataset: 
     signature = infer_signature(example, predictions)
     # validate_serving_input=False: MLflow would start a pyfunc Spark scorer to check the example
     # (~40 s a model here); `models:/...@champion` scoring is exercised by the promotion instead.
+    # pip_requirements given: inferring them loads the model in a subprocess with its own JVM.
+    # The pipeline holds only pyspark.ml stages, so pyspark is all a scorer needs.
+    import pyspark
+
     info = mlflow.spark.log_model(fitted.model, artifact_path="model", signature=signature, input_example=example,
-                                  validate_serving_input=False)
+                                  validate_serving_input=False, pip_requirements=[f"pyspark=={pyspark.__version__}"])
     return info.model_uri
 
 
