@@ -63,8 +63,9 @@ def test_bronze_and_silver_suites_pass_and_leave_docs_and_summaries(spark, lakeh
 def test_the_job_exits_non_zero_when_a_gate_fails(spark, lakehouse, tmp_path, capsys):
     config = lakehouse
     job = load_job()
+    # the job reuses the suite's live session: keep its settings (shuffle partitions) as they are
     common = [f"--set=lake.root={config.lake.root}", f"--set=landing.root={config.landing.root}",
-              "--set=spark.master=local[2]"]
+              "--set=spark.master=local[2]", "--set=spark.shuffle_partitions=2"]
     assert job.main(["--table", "ingest_audit,bronze.quarantine", *common]) == 0  # a tables key works too
     out = capsys.readouterr().out
     assert "validate bronze.ingest_audit v0 [suite bronze.ingest_audit]: passed" in out
