@@ -4,9 +4,16 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-EXTRAS ?= dev
+EXTRAS ?= dev,airflow,dl
 PROFILE ?= local
 STAMP := $(VENV)/.installed-$(EXTRAS)
+
+.DEFAULT_GOAL := help
+TEST_PREREQS :=
+DEMO_PREREQS :=
+# Feature fragments (make/*.mk): each adds its targets and may append to TEST_PREREQS / DEMO_PREREQS.
+# They are read here, before the rules below expand those lists.
+include $(wildcard make/*.mk)
 
 .PHONY: help venv demo test test-unit clean clean-lake check-java constraints
 
@@ -39,10 +46,10 @@ $(STAMP): setup.py constraints.txt
 
 venv: $(STAMP)
 
-demo: check-java venv
+demo: check-java venv $(DEMO_PREREQS)
 	$(VENV)/bin/clickml --profile $(PROFILE) demo
 
-test: check-java venv
+test: check-java venv $(TEST_PREREQS)
 	$(VENV)/bin/python -m pytest
 
 test-unit: check-java venv
