@@ -6,6 +6,8 @@ from `spark.range` and `explode(sequence(...))`, and only small counts reach the
 """
 
 from pipelines.generate.latent import (
+    ex_ante_window_auc,
+    ex_ante_window_probability,
     expected_session_auc,
     oracle_window_auc,
     session_auc,
@@ -34,6 +36,8 @@ __all__ = [
     "build_sessions",
     "build_users",
     "estimate",
+    "ex_ante_window_auc",
+    "ex_ante_window_probability",
     "expected_session_auc",
     "generate_landing",
     "landing_path",

@@ -14,6 +14,12 @@ itself, so the AUC of p against the realised labels is the best achievable ("ora
   parameters by Monte Carlo on the driver (bounded sample, numpy);
 - `oracle_window_auc(truth_sessions, cutoff, horizon_days)`: user level, the label a purchase in
   (cutoff, cutoff + horizon], the score p_window = 1 - prod(1 - p) over the user's sessions there.
+  It knows which sessions the window holds (how many, on which device, from where), which no
+  predictor at the cutoff can know: an upper bound, not an attainable target;
+- `ex_ante_window_auc(truth_users, truth_sessions, cutoff, horizon_days, config)`: the same label,
+  scored by the purchase probability that the user's latent attributes imply at the cutoff
+  (`ex_ante_window_probability`): the best AUC of any predictor at the cutoff, even one that knew
+  every user's latent propensity and session rate exactly.
 """
 
 from __future__ import annotations
@@ -226,3 +232,78 @@ def default_window(config: GeneratorConfig) -> tuple[dt.date, int]:
     shortened to at most half of it."""
     horizon = max(1, min(config.oracle_horizon_days, config.days // 2))
     return config.end_date - dt.timedelta(days=horizon), horizon
+
+
+def _window_days(cutoff: dt.datetime, horizon_days: float) -> list[dt.datetime]:
+    days = max(1, int(math.ceil(horizon_days)))
+    return [cutoff + dt.timedelta(days=k) for k in range(days)]
+
+
+def session_purchase_probability(
+    propensity: Column, home_device: Column, after_drift: bool, config: GeneratorConfig
+) -> Column:
+    """E[p] of one future session of a user, over its device (home device with the stickiness,
+    otherwise drawn by the device weights; the drift's mobile shift) and its referrer."""
+    behaviour, model, drift = config.behaviour, config.purchase, config.drift
+    device_total = sum(behaviour.device_weights.get(d, 0.0) for d in DEVICES)
+    referrer_total = sum(behaviour.referrer_weights.get(r, 0.0) for r in REFERRERS)
+    stickiness = behaviour.home_device_stickiness
+    mobile_shift = drift.mobile_share_shift if after_drift and drift.start_date is not None else 0.0
+    logit_shift = drift.purchase_logit_shift if after_drift and drift.start_date is not None else 0.0
+    expected = F.lit(0.0)
+    for device in DEVICES:
+        drawn = (1.0 - stickiness) * behaviour.device_weights.get(device, 0.0) / device_total
+        p_device = F.when(home_device == F.lit(device), F.lit(stickiness + drawn)).otherwise(F.lit(drawn))
+        p_device = p_device * F.lit(1.0 - mobile_shift) + F.lit(mobile_shift if device == "mobile" else 0.0)
+        for referrer in REFERRERS:
+            weight = behaviour.referrer_weights.get(referrer, 0.0) / referrer_total
+            if weight == 0.0:
+                continue
+            logit = (
+                F.lit(model.intercept + model.device_effects.get(device, 0.0) + model.referrer_effects.get(referrer, 0.0)
+                      + logit_shift)
+                + F.lit(model.propensity_weight) * propensity
+            )
+            expected = expected + p_device * F.lit(weight) * rnd.sigmoid(logit)
+    return expected
+
+
+def ex_ante_window_probability(
+    truth_users: DataFrame, cutoff: dt.date | dt.datetime | str, horizon_days: float, config: GeneratorConfig
+) -> DataFrame:
+    """user_id, p_ex_ante: P(a purchase in (cutoff, cutoff + horizon]) given only the user's latent
+    attributes (propensity, activity rate, home device) - what a perfect model at the cutoff knows.
+
+    Each 2-hour slot of each day holds a session with probability q = min(1, rate * w_slot / 12)
+    (`sessions.session_probability`), each session buys with E[p] (`session_purchase_probability`),
+    all independent: P = 1 - prod over the slots (1 - q * E[p]). Whole days, so the users' slot
+    phases do not matter.
+    """
+    from pipelines.generate.sessions import SLOTS_PER_DAY, slot_weights
+
+    start = _instant(cutoff)
+    drift_start = config.drift.start_date
+    rate = F.col("activity_rate")
+    log_none = F.lit(0.0)
+    for day in _window_days(start, horizon_days):
+        after = drift_start is not None and day.date() >= drift_start
+        p_session = session_purchase_probability(F.col("propensity"), F.col("home_device"), after, config)
+        for weight in slot_weights():
+            q = F.least(F.lit(1.0), rate * F.lit(weight / SLOTS_PER_DAY))
+            log_none = log_none + F.log1p(-F.least(q * p_session, F.lit(1.0 - 1e-15)))
+    return truth_users.select("user_id", (F.lit(1.0) - F.exp(log_none)).alias("p_ex_ante"))
+
+
+def ex_ante_window_auc(
+    truth_users: DataFrame,
+    truth_sessions: DataFrame,
+    cutoff: dt.date | dt.datetime | str,
+    horizon_days: float,
+    config: GeneratorConfig,
+    population: Literal["history", "all"] = "history",
+) -> float:
+    """AUC of `ex_ante_window_probability` against the realised window label (`window_scores`):
+    the best a predictor at the cutoff can do. NaN when the window has only one class."""
+    labels = window_scores(truth_sessions, cutoff, horizon_days, population).select("user_id", "label")
+    scored = labels.join(ex_ante_window_probability(truth_users, cutoff, horizon_days, config), "user_id")
+    return auc(scored, "p_ex_ante", "label")

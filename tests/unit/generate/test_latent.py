@@ -99,3 +99,58 @@ def test_window_scores_on_a_hand_made_truth(spark):
 def test_default_window():
     assert latent.default_window(GeneratorConfig(days=14)) == (dt.date(2024, 1, 8), 7)
     assert latent.default_window(GeneratorConfig(days=3)) == (dt.date(2024, 1, 3), 1)
+
+
+def _simulated_window_purchase(config, z, rate, home, days, after_drift, draws, rng):
+    """Monte Carlo of the generative process for one user: P(a purchase within `days` days)."""
+    from pipelines.config.generator import DEVICES, REFERRERS
+    from pipelines.generate.sessions import SLOTS_PER_DAY, slot_weights
+
+    behaviour, model, drift = config.behaviour, config.purchase, config.drift
+    device_p = np.array([behaviour.device_weights.get(d, 0.0) for d in DEVICES])
+    referrer_p = np.array([behaviour.referrer_weights.get(r, 0.0) for r in REFERRERS])
+    bought = np.zeros(draws, dtype=bool)
+    for _ in range(days):
+        for weight in slot_weights():
+            has_session = rng.random(draws) < min(1.0, rate * weight / SLOTS_PER_DAY)
+            device = np.where(rng.random(draws) < behaviour.home_device_stickiness, DEVICES.index(home),
+                              rng.choice(len(DEVICES), draws, p=device_p / device_p.sum()))
+            if after_drift:
+                device = np.where(rng.random(draws) < drift.mobile_share_shift, DEVICES.index("mobile"), device)
+            referrer = rng.choice(len(REFERRERS), draws, p=referrer_p / referrer_p.sum())
+            logit = (model.intercept + model.propensity_weight * z
+                     + np.array([model.device_effects.get(d, 0.0) for d in DEVICES])[device]
+                     + np.array([model.referrer_effects.get(r, 0.0) for r in REFERRERS])[referrer]
+                     + (drift.purchase_logit_shift if after_drift else 0.0))
+            bought |= has_session & (rng.random(draws) < 1 / (1 + np.exp(-logit)))
+    return bought.mean()
+
+
+@pytest.mark.parametrize("drifted", [False, True])
+def test_ex_ante_window_probability_matches_a_simulation_of_the_generator(spark, drifted):
+    overrides = {"days": 14}
+    if drifted:
+        overrides["drift"] = {"start_date": "2024-01-01", "purchase_logit_shift": -0.7, "mobile_share_shift": 0.3}
+    config = GeneratorConfig.model_validate(overrides)
+    users = [("a", 1.2, 0.8, "mobile"), ("b", -0.5, 2.5, "desktop"), ("c", 0.0, 0.1, "tablet")]
+    frame = spark.createDataFrame(users, "user_id string, propensity double, activity_rate double, home_device string")
+    got = {r.user_id: r.p_ex_ante for r in latent.ex_ante_window_probability(frame, "2024-01-05", 3, config).collect()}
+    rng = np.random.default_rng(7)
+    for user_id, z, rate, home in users:
+        expected = _simulated_window_purchase(config, z, rate, home, 3, drifted, 100_000, rng)
+        assert got[user_id] == pytest.approx(expected, abs=0.006), user_id
+
+
+def test_ex_ante_oracle_is_below_the_window_oracle_that_sees_the_future_sessions(spark):
+    from pipelines.generate import sessions as generated_sessions
+    from pipelines.generate import users as generated_users
+
+    config = GeneratorConfig.model_validate({"users": 1500, "days": 14, "seed": 3})
+    users = generated_users.users(spark, config)
+    sessions = generated_sessions.sessions(users, config)
+    truth = sessions.select("user_id", "p_purchase", "purchased",
+                            F.timestamp_millis("session_start_ms").alias("session_start"))
+    cutoff, horizon = latent.default_window(config)
+    ex_ante = latent.ex_ante_window_auc(users, truth, cutoff, horizon, config)
+    seeing = latent.oracle_window_auc(truth, cutoff, horizon)
+    assert 0.6 < ex_ante < seeing
