@@ -1,7 +1,7 @@
 """Quality benchmark of the propensity models (a report, not a test).
 
-    .venv/bin/python benchmarks/model_quality.py                    # 20,000 users x 60 days
-    .venv/bin/python benchmarks/model_quality.py --users 4000 --days 60 --workdir /tmp/mq --keep
+    .venv/bin/python benchmarks/model_quality.py       # 4,000 users x 120 days, windows 7/30/90 days
+    .venv/bin/python benchmarks/model_quality.py --days 60 --windows 1,7,30 --min-history 30 --workdir /tmp/mq --keep
 
 Runs the pipeline on generated data - generate, ingest, silver, features, training sets - with the
 test cutoff at the generator's oracle window (purchase in (cutoff, cutoff + 7 days]) and one
@@ -91,12 +91,12 @@ def lightgbm_auc(frame, seed: int) -> tuple[float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--users", type=int, default=20_000)
-    parser.add_argument("--days", type=int, default=60)
-    parser.add_argument("--min-history", type=int, default=30,
+    parser.add_argument("--users", type=int, default=4000)
+    parser.add_argument("--days", type=int, default=120)
+    parser.add_argument("--min-history", type=int, default=90,
                         help="days of data before the first train cutoff (default: the longest feature window, "
                              "so train and test examples see full windows)")
-    parser.add_argument("--windows", default="1,7,30",
+    parser.add_argument("--windows", default="7,30,90",
                         help="feature windows in days (features.windows_days), e.g. 7,30,90: longer history "
                              "estimates each user's latent propensity better")
     parser.add_argument("--workdir", help="default: a temporary folder")
