@@ -21,6 +21,8 @@ help:
 	@echo "make demo   - create $(VENV), install clickml, run the pipeline on generated data"
 	@echo "make test   - create $(VENV), install clickml, run the whole test suite"
 	@echo "make clean  - remove $(VENV) and local lakehouse/landing output"
+	@echo "make horovod - build Horovod $(HOROVOD_VERSION) for the venv's torch (cached in $(CLICKML_WHEEL_CACHE)); make test runs it"
+	@echo "make up     - local stack on 127.0.0.1: Spark master+worker, MLflow, Airflow with the DAGs; make down stops it"
 
 check-java:
 	@command -v java >/dev/null 2>&1 || { \

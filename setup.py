@@ -41,6 +41,7 @@ EXTRAS_REQUIRE = {
         "moto[server]>=5",
         "boto3>=1.34",
         "scikit-learn>=1.4",
+        "selenium>=4.20",  # the Airflow UI test drives headless Chromium
     ],
 }
 

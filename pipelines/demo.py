@@ -3,8 +3,9 @@
 Now: generate a clickstream into the landing zone, load it raw into `tables.demo_events` and
 read it back through the lake layer and through delta-rs alone; ingest it into bronze (quarantine,
 duplicates, audit), build silver (sessions, bot filter), the gold feature tables and the training
-sets; validate every layer with its Great Expectations gate; train LR, RF, GBT and ALS, evaluate,
-register and promote them in MLflow.
+sets; validate every layer with its Great Expectations gate; train LR, RF, GBT, ALS and the deep
+model (embeddings + MLP on Spark executors: TorchDistributor, 2 CPU processes, a few epochs; see
+docs/deep_learning.md), evaluate, register and promote them in MLflow.
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def run(config: ClickmlConfig, spark: SparkSession) -> DemoSummary:
     training_sets = training_sets_stage.run(config, spark, lake=lake)
     log.info("demo 8/9: validating every layer")
     gates = validate_layers(config, spark, lake)
-    log.info("demo 9/9: training, evaluating, registering and promoting models")
+    log.info("demo 9/9: training, evaluating, registering and promoting models (MLlib and the deep model)")
     from pipelines.train import stage as train_stage
 
     trained = train_stage.run(config, spark)

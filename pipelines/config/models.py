@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pipelines.config.base import Section
 from pipelines.config.generator import GeneratorConfig
+from pipelines.config.orchestration import OrchestrationConfig
 
 
 class StorageConfig(Section):
@@ -318,8 +319,10 @@ class ValidationConfig(Section):
 
 Algorithm = Literal[
     "logistic_regression", "random_forest", "gbt", "linear_regression", "random_forest_regression",
-    "gbt_regression", "als",
+    "gbt_regression", "als", "deep_mlp", "wide_and_deep",
 ]
+"""MLlib algorithms, plus the deep tabular models trained on Spark executors (pipelines.deep):
+`deep_mlp` (categorical embeddings + MLP) and `wide_and_deep`; both for binary and regression."""
 
 
 class DataSpec(Section):
@@ -373,7 +376,9 @@ class ModelSpec(Section):
 
     algorithm: Algorithm
     params: dict[str, Any] = Field(default_factory=dict)
-    """Estimator parameters (pyspark.ml names), e.g. {maxIter: 50, regParam: 0.01}."""
+    """Estimator parameters (pyspark.ml names), e.g. {maxIter: 50, regParam: 0.01}. Deep models
+    take the `pipelines.deep` estimator's, e.g. {maxIter: 8, hiddenLayers: [32, 16], numProcesses: 2,
+    backend: torch_distributor | horovod, useGpu: auto} (docs/deep_learning.md)."""
     search: SearchSpec = Field(default_factory=SearchSpec)
     class_weights: Literal["none", "balanced"] | None = None
     """Overrides the job's `class_weights` for this model (None: the job's)."""
@@ -434,6 +439,10 @@ class TrainJobSpec(Section):
                 raise ValueError(f"model {name}: algorithm {model.algorithm} does not fit task {self.task}")
             if self.task == "regression" and model.algorithm in ("logistic_regression", "random_forest", "gbt"):
                 raise ValueError(f"model {name}: {model.algorithm} is a classifier; use its _regression variant")
+            if model.algorithm in ("deep_mlp", "wide_and_deep") and self.task not in ("binary", "regression"):
+                raise ValueError(f"model {name}: {model.algorithm} supports tasks binary and regression, not {self.task}")
+            if model.algorithm in ("deep_mlp", "wide_and_deep") and model.search.method != "none":
+                raise ValueError(f"model {name}: {model.algorithm} does not support search; set params directly")
             if self.task in ("binary", "multiclass") and model.algorithm.endswith("regression") and model.algorithm != "logistic_regression":
                 raise ValueError(f"model {name}: {model.algorithm} is a regressor; task {self.task} needs a classifier")
         return self
@@ -493,6 +502,8 @@ class ClickmlConfig(Section):
     """Model training jobs."""
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     """Logging."""
+    orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
+    """The Airflow DAGs: schedules, retries, timeouts, Spark submission (pipelines/config/orchestration.py)."""
 
     @model_validator(mode="after")
     def _gpu_needs_cluster_or_script(self) -> ClickmlConfig:

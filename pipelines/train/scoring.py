@@ -20,7 +20,13 @@ def score(model: PipelineModel, frame: DataFrame, task: str = "binary") -> DataF
 
 
 def load_model(uri: str) -> PipelineModel:
-    """A Spark pipeline model from an MLflow URI, e.g. `models:/clickml-propensity@champion`."""
+    """The model at an MLflow URI, e.g. `models:/clickml-propensity@champion`: a Spark pipeline
+    model, or a deep model (pyfunc flavor) that scores Spark DataFrames the same way."""
     import mlflow.spark
+    from mlflow.models import get_model_info
 
-    return mlflow.spark.load_model(uri)
+    if "spark" in get_model_info(uri).flavors:
+        return mlflow.spark.load_model(uri)
+    from pipelines.deep.mlflow_model import load_deep_model
+
+    return load_deep_model(uri)

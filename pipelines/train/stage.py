@@ -21,7 +21,7 @@ from pipelines.config import ClickmlConfig
 from pipelines.config.models import TrainJobSpec
 from pipelines.evaluate import plot_feature_importance, write_plots
 from pipelines.lake import Lake
-from pipelines.train import recommend, supervised
+from pipelines.train import deep, recommend, supervised
 from pipelines.train.data import Dataset, load
 from pipelines.train.errors import TrainingError
 from pipelines.train.promotion import Decision, register_and_promote
@@ -129,9 +129,12 @@ def _train_one(config: ClickmlConfig, spark: SparkSession, job_name: str, job: T
     import mlflow
 
     spec = job.models[model_name]
-    trainer = recommend if job.task == "recommendation" else supervised
+    trainer = recommend if job.task == "recommendation" else deep if spec.algorithm in deep.DEEP else supervised
     with mlflow.start_run(run_name=f"{job_name}/{model_name}") as run:
-        fitted = trainer.fit(dataset, job, model_name, spec)
+        if trainer is deep:
+            fitted = deep.fit(config, dataset, job, job_name, model_name, spec)
+        else:
+            fitted = trainer.fit(dataset, job, model_name, spec)
         metrics = _task_metrics(job, fitted.evaluation.metrics)
         mlflow.set_tags({
             "clickml.job": job_name, "clickml.model": model_name, "clickml.algorithm": spec.algorithm,
@@ -192,6 +195,10 @@ def _log_model(spark: SparkSession, job: TrainJobSpec, fitted: Fitted, dataset: 
     inputs = list(fitted.columns.all) if job.task != "recommendation" else [job.user_column, job.item_column]
     sample = dataset.splits["test"].select(*inputs).limit(5)
     example = sample.toPandas()  # bounded: 5 rows
+    if deep.is_deep(fitted.model):  # pyfunc flavor (torch weights), scores Spark DataFrames when loaded
+        from pipelines.deep.mlflow_model import log_deep_model
+
+        return log_deep_model(fitted.model, example).model_uri
     predictions = fitted.model.transform(sample).select("prediction").toPandas()  # bounded: 5 rows
     signature = infer_signature(example, predictions)
     # validate_serving_input=False: MLflow would start a pyfunc Spark scorer to check the example

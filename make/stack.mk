@@ -1,0 +1,45 @@
+# Orchestration: the local stack (make up / make down), executor packaging, browser for the UI test.
+# Included by the Makefile before its rules; see docs/orchestration.md.
+
+STACK_DIR ?= .stack
+STACK_SERVICES ?= spark-master,spark-worker,mlflow,airflow
+PACK_ENV_DIR ?= build/pack-env
+
+.PHONY: up down stack-status pack-pyfiles pack-env browser-deps
+
+## up: Spark standalone master + worker, MLflow server, Airflow (standalone) on 127.0.0.1
+up: check-java venv
+	CLICKML_STACK_DIR=$(STACK_DIR) $(PY) -m pipelines.orchestration.stack up --services $(STACK_SERVICES)
+
+## down: stop exactly what `make up` started (pid files under $(STACK_DIR)/pids)
+down:
+	@if [ -x $(PY) ]; then CLICKML_STACK_DIR=$(STACK_DIR) $(PY) -m pipelines.orchestration.stack down; \
+	else echo "nothing to stop: $(PY) does not exist"; fi
+
+stack-status: venv
+	CLICKML_STACK_DIR=$(STACK_DIR) $(PY) -m pipelines.orchestration.stack status
+
+## pack-pyfiles: dist/clickml-pipelines.zip for `spark-submit --py-files` (executors that have the dependencies)
+pack-pyfiles: venv
+	$(PY) -m pipelines.orchestration.packaging pyfiles dist/clickml-pipelines.zip
+
+## pack-env: dist/clickml-env.tar.gz, a relocatable virtual environment with clickml and its
+## dependencies (no dev/airflow/dl extras) for `spark-submit --archives dist/clickml-env.tar.gz#environment`
+pack-env:
+	rm -rf $(PACK_ENV_DIR) && $(PYTHON) -m venv --copies $(PACK_ENV_DIR)
+	$(PACK_ENV_DIR)/bin/pip install --quiet --upgrade pip
+	$(PACK_ENV_DIR)/bin/pip install --quiet -c constraints.txt . venv-pack==0.2.0
+	mkdir -p dist && rm -f dist/clickml-env.tar.gz
+	$(PACK_ENV_DIR)/bin/venv-pack --prefix $(PACK_ENV_DIR) --output dist/clickml-env.tar.gz
+	@echo "spark-submit --archives dist/clickml-env.tar.gz#environment --conf spark.pyspark.python=./environment/bin/python jobs/<job>.py ..."
+
+## browser-deps: headless Chromium + chromedriver for the Airflow UI test (Debian, as root; skipped otherwise)
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium and chromium-driver for the browser test (apt-get)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
+	    || echo "WARNING: could not install chromium; the browser test will be skipped"; \
+	else echo "NOTE: chromium/chromedriver missing and not root with apt-get: the browser test will be skipped"; fi
+
+TEST_PREREQS += browser-deps

@@ -1,0 +1,92 @@
+"""Feature encoding of the deep model: fitted with Spark, applied to pandas frames on workers.
+
+Numeric columns are cast to float, nulls imputed with the training mean, and standardised.
+Categorical columns are mapped to indices 1..K by a vocabulary of their K most frequent training
+values (as strings; at most `max_categories`); index 0 is unknown, rare or null. The same
+`FeatureSchema` encodes training shards on the workers and rows in the scoring UDF.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from pipelines.deep.errors import DeepParamError
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    numeric: tuple[str, ...]
+    means: tuple[float, ...]
+    stds: tuple[float, ...]
+    categorical: tuple[str, ...]
+    vocabularies: tuple[tuple[str, ...], ...]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical
+
+    @property
+    def cardinalities(self) -> tuple[int, ...]:
+        """Embedding rows per categorical column: the vocabulary plus the unknown index 0."""
+        return tuple(len(v) + 1 for v in self.vocabularies)
+
+    def encode(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(numeric float32 [n, len(numeric)], categorical int64 [n, len(categorical)])."""
+        n = len(frame)
+        numeric = np.zeros((n, len(self.numeric)), dtype=np.float32)
+        for i, (column, mean, std) in enumerate(zip(self.numeric, self.means, self.stds)):
+            values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            values = np.where(np.isnan(values), mean, values)
+            numeric[:, i] = (values - mean) / std
+        categorical = np.zeros((n, len(self.categorical)), dtype=np.int64)
+        for i, (column, vocabulary) in enumerate(zip(self.categorical, self.vocabularies)):
+            index = {value: k + 1 for k, value in enumerate(vocabulary)}
+            categorical[:, i] = as_category_strings(frame[column]).map(index).fillna(0).to_numpy(dtype=np.int64)
+        return numeric, categorical
+
+
+def as_category_strings(series: pd.Series) -> pd.Series:
+    """Values spelled as Spark's CAST(x AS STRING) spells them (booleans `true`/`false`)."""
+    if pd.api.types.is_bool_dtype(series):
+        return series.map({True: "true", False: "false"})
+    if series.dtype == object:
+        return series.map(lambda v: None if v is None else ("true" if v is True else "false" if v is False else str(v)))
+    return series.astype("string").astype(object).where(series.notna(), None)
+
+
+def fit_schema(train: DataFrame, numeric: list[str], categorical: list[str], max_categories: int) -> FeatureSchema:
+    """Means, standard deviations and vocabularies from the training rows (Spark aggregates).
+
+    Bounded results only come back to the driver: one row of moments, and at most
+    `max_categories` values per categorical column.
+    """
+    missing = [c for c in (*numeric, *categorical) if c not in train.columns]
+    if missing:
+        raise DeepParamError(f"feature column(s) {missing} are not in the DataFrame (columns: {', '.join(train.columns)})")
+    means: list[float] = []
+    stds: list[float] = []
+    if numeric:
+        aggs = []
+        for c in numeric:
+            value = F.nanvl(F.col(f"`{c}`").cast("double"), F.lit(None).cast("double"))  # NaN counts as missing
+            aggs += [F.mean(value).alias(f"m{len(aggs)}"), F.stddev_pop(value).alias(f"s{len(aggs)}")]
+        row = train.agg(*aggs).first()  # bounded: one row
+        for i in range(len(numeric)):
+            mean, std = row[2 * i], row[2 * i + 1]
+            means.append(float(mean) if mean is not None and math.isfinite(mean) else 0.0)
+            stds.append(float(std) if std is not None and std > 1e-12 and math.isfinite(std) else 1.0)
+    vocabularies = []
+    for c in categorical:
+        value = F.col(f"`{c}`").cast("string")
+        top = (
+            train.select(value.alias("v")).where(F.col("v").isNotNull()).groupBy("v").count()
+            .orderBy(F.desc("count"), F.asc("v")).limit(max_categories).collect()
+        )  # bounded: at most max_categories rows
+        vocabularies.append(tuple(r["v"] for r in top))
+    return FeatureSchema(tuple(numeric), tuple(means), tuple(stds), tuple(categorical), tuple(vocabularies))

@@ -1,0 +1,355 @@
+"""The training loop every process runs, whatever the backend.
+
+Each rank reads its shard (`ShardReader`), encodes batches with the fitted `FeatureSchema`, and
+takes `steps` optimizer steps per epoch (the same on every rank). After each epoch every rank
+scores its validation shard; the loss sums (and, for binary tasks, score histograms for the AUC)
+are all-reduced, so every rank sees the same validation metric and takes the same early-stopping
+decision without another round trip. Rank 0 writes `best.pt` to the checkpoint store whenever the
+metric improves, and at the end returns the best epoch's weights, read back from the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pipelines.deep.features import FeatureSchema
+from pipelines.deep.network import NetConfig
+from pipelines.deep.shards import ShardReader, ShardSource
+from pipelines.deep.store import CheckpointStore
+
+log = logging.getLogger(__name__)
+
+AUC_BINS = 4096
+BEST = "best.pt"
+HISTORY = "history.json"
+
+
+@dataclass(frozen=True)
+class TrainTask:
+    """Everything a training process needs (picklable; sent to every worker)."""
+
+    task: str
+    """`binary` or `regression`."""
+    features: FeatureSchema
+    net: NetConfig
+    label: str
+    weight: str | None
+    train: ShardSource
+    validation: ShardSource | None
+    store: CheckpointStore
+    batch_size: int = 256
+    max_epochs: int = 10
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    lr_schedule: str = "cosine"
+    warmup_epochs: float = 0.0
+    patience: int = 3
+    validation_metric: str = "loss"
+    seed: int = 42
+    shuffle_buffer: int = 10_000
+    use_gpu: bool = False
+    mixed_precision: bool = True
+    timeout_s: float = 600.0
+    threads: int = 1
+    class_weights: dict[float, float] | None = None
+    """Per-label weights multiplied into the row weights (binary: e.g. balanced)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.features.columns, self.label, *([self.weight] if self.weight else [])]
+
+
+@dataclass
+class TrainOutput:
+    """What rank 0 returns: the best epoch's weights and the history."""
+
+    state_dict: dict[str, Any]
+    best_epoch: int
+    best_metric: float
+    history: list[dict[str, float]]
+    world_size: int
+    device: str
+    samples_per_second: float
+    checkpoint_uri: str
+    stopped_early: bool = False
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed Python, NumPy and torch; `deterministic` (CPU runs) also forbids nondeterministic kernels."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+
+
+def _tensors(task: TrainTask, frame, device):
+    import torch
+
+    numeric, categorical = task.features.encode(frame)
+    label = frame[task.label].to_numpy(dtype=np.float32, na_value=np.nan)
+    weight = (frame[task.weight].to_numpy(dtype=np.float32, na_value=0.0) if task.weight
+              else np.ones(len(frame), dtype=np.float32))
+    if np.isnan(label).any():
+        raise ValueError(f"label column {task.label!r} has nulls in the training data")
+    if task.class_weights:
+        weight = weight * np.array([task.class_weights.get(float(v), 1.0) for v in label], dtype=np.float32)
+    return (torch.from_numpy(numeric).to(device), torch.from_numpy(categorical).to(device),
+            torch.from_numpy(label).to(device), torch.from_numpy(weight).to(device))
+
+
+def _loss(task: TrainTask, output, label, weight):
+    import torch.nn.functional as F
+
+    if task.task == "binary":
+        losses = F.binary_cross_entropy_with_logits(output.float(), label, reduction="none")
+    else:
+        losses = (output.float() - label) ** 2
+    return (losses * weight).sum() / weight.sum().clamp_min(1e-12)
+
+
+def _schedule(task: TrainTask, optimizer, total_steps: int, steps_per_epoch: int):
+    import torch
+
+    warmup = int(task.warmup_epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if task.lr_schedule == "constant":
+            return 1.0
+        if task.lr_schedule == "step":
+            return 0.5 ** ((step - warmup) // max(1, steps_per_epoch * 3))
+        progress = (step - warmup) / max(1, total_steps - warmup)  # cosine to 0 over max_epochs
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def auc_from_histograms(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """ROC AUC from weight histograms of scores (ties within a bin count one half)."""
+    p_total, n_total = positives.sum(), negatives.sum()
+    if p_total <= 0 or n_total <= 0:
+        return float("nan")
+    negatives_below = np.cumsum(negatives) - negatives
+    return float((positives * (negatives_below + 0.5 * negatives)).sum() / (p_total * n_total))
+
+
+def _validate(task: TrainTask, model, reader: ShardReader | None, comm, device) -> dict[str, float]:
+    """Validation loss (and AUC) over every rank's validation shard, all-reduced."""
+    import torch
+
+    stats = torch.zeros(2 + 2 * AUC_BINS, dtype=torch.float64)
+    if reader is not None:
+        model.eval()
+        with torch.no_grad():
+            for frame in reader.scan():
+                numeric, categorical, label, weight = _tensors(task, frame, device)
+                output = model(numeric, categorical).float()
+                stats[0] += float(_loss(task, output, label, weight)) * float(weight.sum())
+                stats[1] += float(weight.sum())
+                if task.task == "binary":
+                    bins = torch.clamp((torch.sigmoid(output) * AUC_BINS).long(), 0, AUC_BINS - 1).cpu()
+                    w, y = weight.double().cpu(), label.cpu()
+                    stats[2:2 + AUC_BINS] += torch.bincount(bins, weights=w * y, minlength=AUC_BINS)
+                    stats[2 + AUC_BINS:] += torch.bincount(bins, weights=w * (1 - y), minlength=AUC_BINS)
+        model.train()
+    stats = comm.allreduce_sum(stats)
+    if stats[1] <= 0:
+        return {}
+    out = {"val_loss": float(stats[0] / stats[1])}
+    if task.task == "binary":
+        out["val_auc"] = auc_from_histograms(stats[2:2 + AUC_BINS].numpy(), stats[2 + AUC_BINS:].numpy())
+    else:
+        out["val_rmse"] = math.sqrt(out["val_loss"])
+    return out
+
+
+def _monitor(task: TrainTask, metrics: dict[str, float]) -> tuple[str, float, bool]:
+    """(name, value, greater is better) of the early-stopping metric."""
+    if task.validation_metric == "auc" and task.task == "binary":
+        return "val_auc", metrics["val_auc"], True
+    return "val_loss", metrics["val_loss"], False
+
+
+def _log(rank: int, message: str, *args) -> None:
+    if rank == 0:
+        text = message % args if args else message
+        log.info(text)
+        print(f"[clickml.deep] {text}", file=sys.stderr, flush=True)
+
+
+def train_process(task: TrainTask, comm) -> TrainOutput | None:
+    """Train on this process's shard; rank 0 returns the `TrainOutput`, the others None."""
+    import torch
+
+    from pipelines.deep.gpu import select_device
+    from pipelines.deep.network import TabularNet
+
+    torch.set_num_threads(max(1, task.threads))
+    device = select_device(task.use_gpu, comm.local_rank)
+    # Bit-for-bit reproducibility is promised on CPU; on GPU the fast (nondeterministic) kernels stay.
+    seed_everything(task.seed, deterministic=device.type == "cpu")
+    comm.setup(device, task.timeout_s)
+    rank, world = comm.rank, comm.world_size
+    try:
+        train = ShardReader(task.train, rank, world, task.columns, seed=task.seed, shuffle_buffer=task.shuffle_buffer)
+        validation = (ShardReader(task.validation, rank, world, task.columns) if task.validation is not None else None)
+        rows = train.count()
+        largest, smallest = comm.max_int(rows), -comm.max_int(-rows)
+        if smallest * 2 < largest and not train.interleaved:
+            # the filter left the file shards unbalanced (e.g. files holding one split each)
+            _log(rank, "shards unbalanced (%d to %d rows): every rank reads all files, keeping every %d-th row",
+                 smallest, largest, world)
+            train = ShardReader(task.train, rank, world, task.columns, seed=task.seed,
+                                shuffle_buffer=task.shuffle_buffer, interleave=True)
+            rows = train.count()
+            largest = comm.max_int(rows)
+        if largest == 0:
+            raise ValueError(f"no training rows in {task.train.description}")
+        steps = max(1, math.ceil(largest / task.batch_size))
+        _log(rank, "%s: %d process(es) on %s, %d training rows on rank 0 (largest shard %d), %d steps/epoch of %d",
+             comm.name, world, device, rows, largest, steps, task.batch_size)
+
+        torch.manual_seed(task.seed)  # identical initial weights on every rank
+        model = TabularNet(task.net).to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=task.learning_rate, weight_decay=task.weight_decay)
+        model, optimizer = comm.wrap(model, optimizer)
+        raw_model = model.module if hasattr(model, "module") else model
+        scheduler = _schedule(task, optimizer, steps * task.max_epochs, steps)
+        amp = device.type == "cuda" and task.mixed_precision
+        scaler = torch.amp.GradScaler("cuda", enabled=amp)
+
+        history: list[dict[str, float]] = []
+        best_value, best_epoch, stale, stopped_early = None, -1, 0, False
+        seen = 0.0
+        elapsed = 0.0
+        for epoch in range(task.max_epochs):
+            started = time.perf_counter()
+            total, weight_sum = 0.0, 0.0
+            for frame in train.batches(epoch, steps, task.batch_size):
+                numeric, categorical, label, weight = _tensors(task, frame, device)
+                optimizer.zero_grad()
+                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+                    output = model(numeric, categorical)
+                loss = _loss(task, output, label, weight)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                total += float(loss.detach()) * float(weight.sum())
+                weight_sum += float(weight.sum())
+            seconds = time.perf_counter() - started
+            elapsed += seconds
+            seen += steps * task.batch_size * world
+            metrics = {"epoch": float(epoch), "train_loss": total / max(weight_sum, 1e-12),
+                       "samples_per_second": steps * task.batch_size * world / max(seconds, 1e-9),
+                       "learning_rate": float(scheduler.get_last_lr()[0])}
+            metrics.update(_validate(task, raw_model, validation, comm, device))
+            history.append(metrics)
+            improved = False
+            if "val_loss" in metrics:
+                name, value, greater = _monitor(task, metrics)
+                improved = best_value is None or (value > best_value if greater else value < best_value)
+            else:
+                name, value, improved = "train_loss", metrics["train_loss"], True
+            if improved:
+                best_value, best_epoch, stale = value, epoch, 0
+                if rank == 0:
+                    state = {k: v.detach().cpu() for k, v in raw_model.state_dict().items()}
+                    task.store.put_torch(BEST, {"epoch": epoch, "metric": name, "value": value, "state_dict": state})
+            else:
+                stale += 1
+            _log(rank, "epoch %d/%d: train loss %.4f, %s, %.0f samples/s%s", epoch + 1, task.max_epochs,
+                 metrics["train_loss"], ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("val_")),
+                 metrics["samples_per_second"], " (best so far, checkpointed)" if improved else "")
+            if task.patience and stale >= task.patience:
+                stopped_early = True
+                _log(rank, "early stopping: %s did not improve for %d epoch(s); best epoch %d", name, stale, best_epoch + 1)
+                break
+        if rank != 0:
+            return None
+        task.store.put_json(HISTORY, history)
+        best = task.store.get_torch(BEST)  # the best epoch, restored from the store
+        return TrainOutput(
+            state_dict=best["state_dict"], best_epoch=int(best["epoch"]), best_metric=float(best["value"]),
+            history=history, world_size=world, device=str(device), samples_per_second=seen / max(elapsed, 1e-9),
+            checkpoint_uri=f"{task.store.uri.rstrip('/')}/{BEST}", stopped_early=stopped_early,
+        )
+    finally:
+        comm.close()
+
+
+FAILURES = "failures"
+
+
+def _reported(task: TrainTask, rank: int, run) -> TrainOutput | None:
+    """Run `run()`; on failure leave the traceback in the store for the driver's error message."""
+    try:
+        return run()
+    except BaseException as exc:
+        text = "".join(traceback.format_exception(exc))
+        try:
+            task.store.child(FAILURES).put(f"rank-{rank}.txt", text.encode())
+        except Exception as report_error:  # noqa: BLE001 - reporting must not hide the original error
+            log.warning("rank %d: could not write its failure report: %s", rank, report_error)
+        raise
+
+
+def failure_reports(store: CheckpointStore) -> dict[int, str]:
+    """Rank -> the last line (the exception) of each failure a worker reported, if any."""
+    import pyarrow.fs as pafs
+
+    fs, base = store.child(FAILURES).filesystem()
+    reports = {}
+    for info in fs.get_file_info(pafs.FileSelector(base, allow_not_found=True)):
+        name = info.base_name
+        if info.type == pafs.FileType.File and name.startswith("rank-") and name.endswith(".txt"):
+            lines = [line for line in store.child(FAILURES).get(name).decode(errors="replace").splitlines() if line.strip()]
+            reports[int(name[5:-4])] = lines[-1].strip() if lines else "unknown error"
+    return dict(sorted(reports.items()))
+
+
+def torch_distributor_main(task: TrainTask) -> TrainOutput | None:
+    """Entry point of a TorchDistributor process (torchrun set RANK, WORLD_SIZE, MASTER_ADDR, ...)."""
+    from pipelines.deep.comm import TorchComm
+
+    _worker_logging()
+    rank = int(os.environ.get("RANK", "0"))
+    return _reported(task, rank, lambda: train_process(task, TorchComm()))
+
+
+def horovod_main(task: TrainTask) -> TrainOutput | None:
+    """Entry point of a Horovod process (horovod.spark.run starts it in a Spark task)."""
+    from pipelines.deep.comm import HorovodComm
+
+    _worker_logging()
+    _pin_task_gpus()
+    rank = int(os.environ.get("HOROVOD_RANK", "0"))
+    return _reported(task, rank, lambda: train_process(task, HorovodComm()))
+
+
+def _pin_task_gpus() -> None:
+    """Export the GPUs Spark assigned to this task as CUDA_VISIBLE_DEVICES (before CUDA starts)."""
+    from pipelines.deep.gpu import task_gpu_addresses
+
+    addresses = task_gpu_addresses()
+    if addresses and "CUDA_VISIBLE_DEVICES" not in os.environ:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(addresses)
+
+
+def _worker_logging() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,258 @@
+"""Build the clickml DAGs from config.
+
+    clickstream_ingest        hourly: per source, wait for the interval's landing files (deferrable),
+                              ingest them (`jobs/ingest_clickstream.py --start --end`), gate bronze
+    clickstream_etl_features  daily: silver, gate, features, gate, training sets
+    model_training            on the training-set assets: gate, every configured model in parallel
+                              (`jobs/train.py JOB --model M`: train, evaluate, register, promote)
+
+The DAGs are chained by Assets: each task that writes a table lists it as an outlet; the training
+DAG is scheduled on its training tables. Building a DAG reads the YAML config and creates operator
+objects; it starts no Spark, opens no database and reads no table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pipelines.orchestration.assets import table_asset
+from pipelines.orchestration.callbacks import log_failure
+from pipelines.orchestration.settings import DagSettings, load_dag_settings
+from pipelines.orchestration.submit import spark_job
+
+DagKind = Literal["ingest", "etl", "training"]
+
+BRONZE_GATED = ("bronze.events", "bronze.quarantine", "bronze.ingest_audit")
+SILVER_GATED = ("silver.events", "silver.sessions")
+
+INTERVAL_START = "{{ data_interval_start.strftime('%Y-%m-%dT%H:%M') }}"
+INTERVAL_END = "{{ data_interval_end.strftime('%Y-%m-%dT%H:%M') }}"
+
+
+def default_args(settings: DagSettings) -> dict[str, Any]:
+    """Owner, retries with exponential back-off, failure callback: shared by every task."""
+    orchestration = settings.config.orchestration
+    retry = orchestration.retry
+    return {
+        "owner": orchestration.owner,
+        "retries": retry.retries,
+        "retry_delay": dt.timedelta(minutes=retry.delay_minutes),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": dt.timedelta(minutes=retry.max_delay_minutes),
+        "on_failure_callback": log_failure,
+        "depends_on_past": False,
+    }
+
+
+def _dag(settings: DagSettings, dag_id: str, schedule: Any, catchup: bool, doc_md: str, description: str,
+         max_active_runs: int = 1):
+    from airflow.sdk import DAG
+
+    orchestration = settings.config.orchestration
+    start = dt.datetime.combine(orchestration.start_date, dt.time(), tzinfo=dt.UTC)
+    return DAG(
+        dag_id=dag_id,
+        description=description,
+        doc_md=doc_md,
+        schedule=schedule,
+        start_date=start,
+        catchup=catchup,
+        max_active_runs=max_active_runs,
+        dagrun_timeout=dt.timedelta(hours=orchestration.timeouts.dagrun_hours),
+        default_args=default_args(settings),
+        on_failure_callback=log_failure,
+        tags=[*orchestration.tags, f"profile:{settings.job_profile}"],
+    )
+
+
+def _gate(settings: DagSettings, task_id: str, tables: list[str], doc: str, **kwargs: Any):
+    args = [item for table in tables for item in ("--table", table)]
+    orchestration = settings.config.orchestration
+    return spark_job(settings, task_id, "validate", args, timeout_minutes=orchestration.timeouts.gate,
+                     retries=orchestration.gate_retries, doc_md=doc, **kwargs)
+
+
+def _cron(expression: str):
+    from airflow.sdk import CronDataIntervalTimetable
+
+    return CronDataIntervalTimetable(expression, timezone="UTC")
+
+
+def ingest_sources(settings: DagSettings) -> list[str]:
+    config = settings.config
+    return list(config.orchestration.ingest.sources or config.ingest.sources)
+
+
+def build_ingest_dag(settings: DagSettings):
+    """Hourly: per source, sensor -> ingest of [data_interval_start, data_interval_end); then the bronze gate."""
+    from airflow.sdk import TaskGroup
+
+    config = settings.config
+    ingest_conf = config.orchestration.ingest
+    sources = ingest_sources(settings)
+    bronze = [table_asset(config, t) for t in (config.tables.bronze_events, config.tables.bronze_quarantine,
+                                                 config.tables.ingest_audit)]
+    doc = (
+        f"### Hourly ingestion (`{ingest_conf.cron}`, UTC)\n\n"
+        f"For each source ({', '.join(f'`{s}`' for s in sources)}): a deferrable sensor waits for the data "
+        "interval's arrival folders (`date=YYYY-MM-DD/hour=HH`) without holding a worker slot, then "
+        "`jobs/ingest_clickstream.py --source S --start START --end END` loads them into `bronze.events` "
+        "(bad records to `bronze.quarantine`, one audit row per batch). Re-running an interval changes "
+        "nothing. Finally the Great Expectations gate validates the bronze tables; a failed gate fails the run.\n\n"
+        f"Catchup is {'on' if ingest_conf.catchup else 'off'} (`orchestration.ingest.catchup`): backfill past "
+        "hours with `airflow backfill create --dag-id clickstream_ingest --from-date ... --to-date ...`."
+    )
+    sensor = ingest_conf.sensor
+    orchestration = config.orchestration
+    with _dag(settings, ingest_conf.dag_id, _cron(ingest_conf.cron), ingest_conf.catchup, doc,
+              "Landing files -> bronze, hourly, per source", ingest_conf.max_active_runs) as dag:
+        ingests = []
+        for source in sources:
+            with TaskGroup(group_id=source, tooltip=f"landing/{source} -> bronze") as group:
+                wait = _landing_sensor(settings, source, sensor)
+                ingest = spark_job(
+                    settings, "ingest", "ingest_clickstream",
+                    ["--source", source, "--start", INTERVAL_START, "--end", INTERVAL_END],
+                    timeout_minutes=orchestration.timeouts.ingest, outlets=bronze,
+                    doc_md=(f"`spark-submit jobs/ingest_clickstream.py --source {source} --start <interval start> "
+                            "--end <interval end>`: this interval's files into bronze (idempotent)."),
+                )
+                wait >> ingest
+            ingests.append(group)
+        gate = _gate(settings, "validate_bronze", list(BRONZE_GATED),
+                     "Great Expectations gate on the bronze tables (`jobs/validate.py`); fails the run on a failed "
+                     "expectation.", trigger_rule="none_failed_min_one_success")
+        ingests >> gate
+    return dag
+
+
+def _landing_sensor(settings: DagSettings, source: str, sensor):
+    from pipelines.orchestration.sensors import LandingFilesSensor
+    from pipelines.orchestration.settings import overrides_from_env
+
+    return LandingFilesSensor(
+        task_id="wait_for_landing_files",
+        source=source,
+        min_files=sensor.min_files,
+        profile=settings.config.profile,
+        conf_dir=settings.config.conf_dir,
+        overrides=overrides_from_env(),
+        poke_interval=sensor.poke_interval_seconds,
+        timeout=sensor.timeout_hours * 3600,
+        skip_on_timeout=sensor.on_timeout == "skip",
+        doc_md=(f"Waits (deferred to the triggerer: no worker slot) until `{source}`'s arrival folders for the "
+                f"data interval hold {sensor.min_files} file(s); after {sensor.timeout_hours} h: "
+                f"{'skip the interval' if sensor.on_timeout == 'skip' else 'fail'}."),
+    )
+
+
+def build_etl_dag(settings: DagSettings):
+    """Daily: silver -> gate -> features -> gate -> training sets."""
+    config = settings.config
+    etl = config.orchestration.etl
+    timeouts = config.orchestration.timeouts
+    tables = config.tables
+    features = [tables.user_features, tables.product_features, tables.category_features,
+                tables.user_category_features]
+    training_sets = [tables.propensity_training, tables.implicit_training]
+    as_of = ["--as-of", "{{ data_interval_end | ds }}"] if etl.features_as_of == "interval_end" else []
+    doc = (
+        f"### Daily ETL and features (`{etl.cron}`, UTC)\n\n"
+        "`build_silver` (incremental: the event dates that new bronze batches touched) -> `validate_silver` -> "
+        "`build_features` (" + ("the as-of date `data_interval_end`" if as_of else
+                                "every as-of date whose inputs changed, late data included") + ") -> "
+        "`validate_features` -> `build_training_sets`. Each gate stops everything downstream when it fails. "
+        "The training-set tables are Assets: writing them schedules `model_training`.\n\n"
+        f"Catchup is {'on' if etl.catchup else 'off'}: the stages are incremental, so the next run catches up."
+    )
+    with _dag(settings, etl.dag_id, _cron(etl.cron), etl.catchup, doc, "bronze -> silver -> gold features -> training sets"
+              ) as dag:
+        silver = spark_job(settings, "build_silver", "build_silver", [], timeout_minutes=timeouts.silver,
+                           inlets=[table_asset(config, tables.bronze_events)],
+                           outlets=[table_asset(config, t) for t in SILVER_GATED],
+                           doc_md="`spark-submit jobs/build_silver.py`: sessions, bot filter, silver tables.")
+        silver_gate = _gate(settings, "validate_silver", list(SILVER_GATED), "Gate on the silver tables.")
+        build_features = spark_job(settings, "build_features", "build_features", as_of,
+                                   timeout_minutes=timeouts.features,
+                                   outlets=[table_asset(config, t) for t in features],
+                                   doc_md="`spark-submit jobs/build_features.py`: point-in-time gold features.")
+        features_gate = _gate(settings, "validate_features", features, "Gate on the gold feature tables.")
+        sets = spark_job(settings, "build_training_sets", "build_training_sets", [],
+                         timeout_minutes=timeouts.training_sets,
+                         outlets=[table_asset(config, t) for t in training_sets],
+                         doc_md="`spark-submit jobs/build_training_sets.py`: propensity and implicit-feedback sets.")
+        silver >> silver_gate >> build_features >> features_gate >> sets
+    return dag
+
+
+def training_plan(settings: DagSettings) -> dict[str, list[str]]:
+    """Training job -> the models the DAG trains (from `orchestration.training.jobs` or `training`)."""
+    config = settings.config
+    wanted = config.orchestration.training.jobs
+    if wanted is None:
+        names = config.training.default_jobs or list(config.training.jobs)
+        wanted = {name: [] for name in names}
+    plan: dict[str, list[str]] = {}
+    for job, models in wanted.items():
+        spec = config.training.jobs.get(job)
+        if spec is None:
+            raise ValueError(f"orchestration.training.jobs: unknown training job {job!r}; "
+                             f"configured: {', '.join(config.training.jobs) or 'none'}")
+        unknown = [m for m in models if m not in spec.models]
+        if unknown:
+            raise ValueError(f"orchestration.training.jobs.{job}: unknown model(s) {unknown}; "
+                             f"training.jobs.{job}.models has {', '.join(spec.models)}")
+        plan[job] = list(models) or list(spec.models)
+    return plan
+
+
+def build_training_dag(settings: DagSettings):
+    """On the training-set assets: gate -> every model in parallel (train, evaluate, register, promote)."""
+    from airflow.sdk import TaskGroup
+
+    config = settings.config
+    training = config.orchestration.training
+    timeouts = config.orchestration.timeouts
+    plan = training_plan(settings)
+    tables = sorted({config.training.jobs[job].data.table for job in plan if config.training.jobs[job].data.table})
+    assets = [table_asset(config, t) for t in tables]
+    schedule = assets or None
+    models = ", ".join(f"`{job}/{m}`" for job, ms in plan.items() for m in ms)
+    doc = (
+        "### Model training\n\n"
+        + (f"Scheduled when all of {', '.join(f'`{t}`' for t in tables)} were updated (Assets written by "
+           "`clickstream_etl_features`). " if assets else "Triggered by hand (no training table is an Asset). ")
+        + "`validate_training_sets` gates the tables; then every model trains in parallel with "
+        "`jobs/train.py JOB --model M`, which evaluates it, logs it to MLflow, registers it and promotes it to "
+        f"`champion` only if it beats the current champion on the same data. Models: {models}."
+    )
+    with _dag(settings, training.dag_id, schedule, False, doc, "gate -> train models in parallel -> register/promote"
+              ) as dag:
+        gate = _gate(settings, "validate_training_sets", tables, "Gate on the training tables.") if tables else None
+        for job, job_models in plan.items():
+            with TaskGroup(group_id=f"train_{job}", tooltip=f"training job {job}") as group:
+                for model in job_models:
+                    spec = config.training.jobs[job].models[model]
+                    spark_job(settings, model, "train", [job, "--model", model], timeout_minutes=timeouts.train,
+                              conf=training.spark_conf.get(f"{job}.{model}"),
+                              doc_md=(f"`spark-submit jobs/train.py {job} --model {model}` ({spec.algorithm}): "
+                                      "train, evaluate, log to MLflow, register, promote if better."))
+            if gate is not None:
+                gate >> group
+    return dag
+
+
+BUILDERS = {"ingest": build_ingest_dag, "etl": build_etl_dag, "training": build_training_dag}
+
+
+def build_dag(kind: DagKind, settings: DagSettings | None = None):
+    """The DAG of one kind, from the config of `$CLICKML_PROFILE` / `$CLICKML_CONF_DIR` by default."""
+    return BUILDERS[kind](settings or load_dag_settings())
+
+
+def build_dags(settings: DagSettings | None = None) -> dict[str, Any]:
+    """All three DAGs by dag_id."""
+    settings = settings or load_dag_settings()
+    dags = [builder(settings) for builder in BUILDERS.values()]
+    return {dag.dag_id: dag for dag in dags}

@@ -1,0 +1,417 @@
+"""`make up` / `make down`: a local stack of real services on 127.0.0.1.
+
+    python -m pipelines.orchestration.stack up [--services spark-master,spark-worker,mlflow,airflow]
+    python -m pipelines.orchestration.stack status
+    python -m pipelines.orchestration.stack down
+
+Services: a Spark standalone master and one worker (pyspark's own `spark-class`: the pip package has
+no `sbin/start-master.sh`), an MLflow tracking server (SQLite store and artifacts under the
+lakehouse), and `airflow standalone` (API server and UI, scheduler, DAG processor, triggerer) with
+`dags/` loaded and the connection `clickml_spark` pointing at the master. Each service runs in its
+own process group; its pid is kept in `<state>/pids/`, so `down` stops exactly what `up` started
+(the group and every descendant, e.g. spark-submit JVMs of running tasks), and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ALL_SERVICES = ("spark-master", "spark-worker", "mlflow", "airflow")
+DAG_IDS = ("clickstream_ingest", "clickstream_etl_features", "model_training")
+
+
+class StackError(RuntimeError):
+    """A service did not start or answer in time; the message names it and its log."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    spark: int = 7077
+    spark_ui: int = 8090
+    worker_ui: int = 8091
+    mlflow: int = 5000
+    airflow: int = 8080
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Ports:
+        env = os.environ if env is None else env
+        names = {"spark": "CLICKML_SPARK_PORT", "spark_ui": "CLICKML_SPARK_UI_PORT", "worker_ui": "CLICKML_WORKER_UI_PORT",
+                 "mlflow": "CLICKML_MLFLOW_PORT", "airflow": "CLICKML_AIRFLOW_PORT"}
+        return cls(**{key: int(env[var]) for key, var in names.items() if env.get(var)})
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    url: str
+    ready: Callable[[], bool]
+    port: int
+
+
+@dataclass
+class Stack:
+    """The services of one state directory (`.stack/` for `make up`, a tmp dir in tests)."""
+
+    state_dir: Path
+    ports: Ports = field(default_factory=Ports)
+    repo_root: Path = REPO_ROOT
+    profile: str = "standalone"
+    worker_cores: int = 2
+    worker_memory: str = "2g"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    lakehouse: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.state_dir = Path(self.state_dir).resolve()
+        self.venv_bin = Path(sys.executable).parent
+        self.lakehouse = Path(self.lakehouse or self.repo_root / "lakehouse").resolve()
+
+    # -- paths -------------------------------------------------------------------------------------
+    @property
+    def master_url(self) -> str:
+        return f"spark://127.0.0.1:{self.ports.spark}"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.state_dir / "airflow"
+
+    def pid_file(self, name: str) -> Path:
+        return self.state_dir / "pids" / f"{name}.pid"
+
+    def log_file(self, name: str) -> Path:
+        return self.state_dir / "logs" / f"{name}.log"
+
+    # -- services ----------------------------------------------------------------------------------
+    def base_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PATH"] = f"{self.venv_bin}{os.pathsep}{env.get('PATH', '')}"
+        env.update({"SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOCAL_HOSTNAME": "localhost",
+                    "PYSPARK_PYTHON": sys.executable, "PYTHONUNBUFFERED": "1"})
+        env.update(self.extra_env)
+        return env
+
+    def airflow_env(self) -> dict[str, str]:
+        env = self.base_env()
+        connection = {"conn_type": "spark", "host": "spark://127.0.0.1", "port": self.ports.spark}
+        env.update({
+            "AIRFLOW_HOME": str(self.airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.repo_root / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.ports.airflow}/execution/",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.ports.airflow),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.ports.airflow}",
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.airflow_home / "passwords.json"),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "60",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+            "AIRFLOW_CONN_CLICKML_SPARK": json.dumps(connection),
+            "CLICKML_PROFILE": self.profile,
+            "CLICKML_CONF_DIR": str(self.repo_root / "conf"),
+            "CLICKML_SPARK_MASTER": self.master_url,
+            "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{self.ports.mlflow}",
+            "CLICKML_LAKEHOUSE": env.get("CLICKML_LAKEHOUSE", str(self.lakehouse)),
+        })
+        return env
+
+    def services(self) -> dict[str, Service]:
+        bin_ = self.venv_bin
+        ports = self.ports
+        spark_env = self.base_env()
+        mlflow_dir = self.lakehouse / "_mlflow"
+        return {
+            "spark-master": Service(
+                "spark-master",
+                [str(bin_ / "spark-class"), "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                 "--port", str(ports.spark), "--webui-port", str(ports.spark_ui)],
+                spark_env, f"http://127.0.0.1:{ports.spark_ui}", self._master_alive, ports.spark),
+            "spark-worker": Service(
+                "spark-worker",
+                [str(bin_ / "spark-class"), "org.apache.spark.deploy.worker.Worker", self.master_url,
+                 "--host", "127.0.0.1", "--cores", str(self.worker_cores), "--memory", self.worker_memory,
+                 "--webui-port", str(ports.worker_ui), "--work-dir", str(self.state_dir / "spark-work")],
+                spark_env, f"http://127.0.0.1:{ports.worker_ui}", self._worker_registered, ports.worker_ui),
+            "mlflow": Service(
+                "mlflow",
+                [str(bin_ / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(ports.mlflow), "--workers", "1",
+                 "--backend-store-uri", f"sqlite:///{mlflow_dir / 'mlflow.db'}",
+                 "--artifacts-destination", str(mlflow_dir / "artifacts")],
+                self.base_env(), f"http://127.0.0.1:{ports.mlflow}",
+                lambda: _get(f"http://127.0.0.1:{ports.mlflow}/health") is not None, ports.mlflow),
+            "airflow": Service(
+                "airflow", [str(bin_ / "airflow"), "standalone"], self.airflow_env(),
+                f"http://127.0.0.1:{ports.airflow}", self._airflow_ready, ports.airflow),
+        }
+
+    # -- readiness ---------------------------------------------------------------------------------
+    def _master_json(self) -> dict | None:
+        body = _get(f"http://127.0.0.1:{self.ports.spark_ui}/json/")
+        return json.loads(body) if body else None
+
+    def _master_alive(self) -> bool:
+        state = self._master_json()
+        return bool(state and state.get("status") == "ALIVE") and _port_open(self.ports.spark)
+
+    def _worker_registered(self) -> bool:
+        state = self._master_json()
+        return bool(state and state.get("aliveworkers", 0) >= 1)
+
+    def airflow_password(self) -> str | None:
+        path = self.airflow_home / "passwords.json"
+        try:
+            return json.loads(path.read_text()).get("admin")
+        except (OSError, ValueError):
+            return None
+
+    def airflow_token(self) -> str | None:
+        password = self.airflow_password()
+        if not password:
+            return None
+        body = _post_json(f"http://127.0.0.1:{self.ports.airflow}/auth/token",
+                          {"username": "admin", "password": password})
+        return json.loads(body).get("access_token") if body else None
+
+    def airflow_api(self, path: str, method: str = "GET", payload: dict | None = None) -> dict | None:
+        """Call the Airflow REST API as admin; None when it does not answer (yet)."""
+        token = self.airflow_token()
+        if token is None:
+            return None
+        url = f"http://127.0.0.1:{self.ports.airflow}/api/v2/{path.lstrip('/')}"
+        data = json.dumps(payload).encode() if payload is not None else None
+        request = urllib.request.Request(url, data=data, method=method, headers={
+            "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.loads(response.read() or b"{}")
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def _airflow_ready(self) -> bool:
+        health = _get(f"http://127.0.0.1:{self.ports.airflow}/api/v2/monitor/health")
+        if not health:
+            return False
+        status = json.loads(health)
+        if any(status.get(part, {}).get("status") != "healthy" for part in ("metadatabase", "scheduler", "triggerer")):
+            return False
+        dags = self.airflow_api("dags?limit=100")
+        loaded = {d["dag_id"] for d in (dags or {}).get("dags", [])}
+        return set(DAG_IDS) <= loaded
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def running(self, name: str) -> int | None:
+        """The pid of a service this stack started and that is still alive, else None."""
+        path = self.pid_file(name)
+        try:
+            pid, started = (int(x) for x in path.read_text().split()[:2])
+        except (OSError, ValueError):
+            return None
+        if not _alive(pid) or _start_time(pid) != started:  # gone, or the pid now names another process
+            path.unlink(missing_ok=True)
+            return None
+        return pid
+
+    def up(self, names: list[str] | tuple[str, ...] = ALL_SERVICES, timeout: float = 300.0,
+           echo: Callable[[str], None] = print) -> None:
+        """Start the services not running yet and wait until each answers; stop them all on failure."""
+        services = self.services()
+        unknown = [n for n in names if n not in services]
+        if unknown:
+            raise StackError(f"unknown service(s) {unknown}; known: {', '.join(services)}")
+        for directory in ("pids", "logs", "spark-work", "airflow"):
+            (self.state_dir / directory).mkdir(parents=True, exist_ok=True)
+        (self.lakehouse / "_mlflow" / "artifacts").mkdir(parents=True, exist_ok=True)
+        try:
+            for name in names:
+                service = services[name]
+                if self.running(name):
+                    echo(f"{name}: already running (pid {self.running(name)})")
+                    continue
+                if _port_open(service.port):
+                    raise StackError(f"{name}: port {service.port} on 127.0.0.1 is taken by another process; "
+                                     "stop it or choose another port (CLICKML_*_PORT)")
+                self._start(service)
+                echo(f"{name}: started (pid {self.running(name)}), log {self.log_file(name)}")
+                self._wait(service, timeout)
+                echo(f"{name}: ready at {service.url}")
+        except BaseException:
+            self.down(names, echo=echo)
+            raise
+
+    def _start(self, service: Service) -> None:
+        cwd = self.airflow_home if service.name == "airflow" else self.state_dir
+        with open(self.log_file(service.name), "ab") as log:
+            process = subprocess.Popen(service.argv, env={**service.env, "CLICKML_STACK_DIR": str(self.state_dir)},
+                                       cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True)
+        self.pid_file(service.name).write_text(f"{process.pid} {_start_time(process.pid)}\n")
+
+    def _wait(self, service: Service, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.running(service.name) is None:
+                raise StackError(f"{service.name} exited during start-up; last lines of {self.log_file(service.name)}:\n"
+                                 + self.log_tail(service.name))
+            try:
+                if service.ready():
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(2)
+        raise StackError(f"{service.name} did not answer at {service.url} within {timeout:.0f} s; last lines of "
+                         f"{self.log_file(service.name)}:\n" + self.log_tail(service.name))
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_file(name).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def down(self, names: list[str] | tuple[str, ...] = ALL_SERVICES, echo: Callable[[str], None] = print,
+             grace: float = 20.0) -> None:
+        """Stop the services this state directory started (reverse order): their process groups and descendants."""
+        for name in reversed(list(names)):
+            pid = self.running(name)
+            if pid is None:
+                self.pid_file(name).unlink(missing_ok=True)
+                continue
+            _stop_tree(pid, grace)
+            self.pid_file(name).unlink(missing_ok=True)
+            echo(f"{name}: stopped (pid {pid})")
+
+    def summary(self) -> str:
+        password = self.airflow_password() or "(see the airflow log)"
+        services = self.services()
+        lines = ["clickml local stack (127.0.0.1):"]
+        labels = {"spark-master": f"Spark master   {self.master_url}  UI", "spark-worker": "Spark worker   UI",
+                  "mlflow": "MLflow         UI", "airflow": "Airflow        UI"}
+        for name, service in services.items():
+            state = "up" if self.running(name) else "down"
+            lines.append(f"  {labels[name]:<44} {service.url}  [{state}]")
+        lines.append(f"  Airflow login: admin / {password}")
+        lines.append(f"  logs: {self.state_dir / 'logs'}   stop: make down")
+        return "\n".join(lines)
+
+
+def _descendants(pid: int) -> list[int]:
+    try:
+        import psutil
+
+        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+    except Exception:  # noqa: BLE001 - psutil missing or the process is gone
+        return []
+
+
+def _stop_tree(pid: int, grace: float) -> None:
+    """TERM the process group led by `pid` and every descendant; KILL what is left after `grace` s."""
+    victims = [pid, *_descendants(pid)]
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for child in victims:
+        _signal(child, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_alive(p) for p in victims):
+        time.sleep(0.5)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for child in victims:
+        _signal(child, signal.SIGKILL)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (our own unreaped child) counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _start_time(pid: int) -> int:
+    """The process start time (clock ticks since boot): with the pid, it identifies a process."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _get(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.read().decode()
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def _post_json(url: str, payload: dict) -> str | None:
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.read().decode()
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.orchestration.stack", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("--state-dir", default=os.environ.get("CLICKML_STACK_DIR", str(REPO_ROOT / ".stack")))
+    parser.add_argument("--services", default=",".join(ALL_SERVICES), help="comma-separated subset, in start order")
+    parser.add_argument("--timeout", type=float, default=float(os.environ.get("CLICKML_STACK_TIMEOUT", "300")),
+                        help="seconds each service may take to answer")
+    args = parser.parse_args(argv)
+    stack = Stack(Path(args.state_dir), Ports.from_env())
+    names = [n.strip() for n in args.services.split(",") if n.strip()]
+    if args.command == "up":
+        try:
+            stack.up(names, timeout=args.timeout)
+        except StackError as exc:
+            print(f"make up: {exc}", file=sys.stderr)
+            return 1
+        print(stack.summary())
+    elif args.command == "down":
+        stack.down(names)
+    else:
+        print(stack.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

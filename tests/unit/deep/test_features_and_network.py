@@ -1,0 +1,44 @@
+"""Feature encoding (as Spark would spell categories) and the network's shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pipelines.deep.features import FeatureSchema, as_category_strings, fit_schema
+from pipelines.deep.network import NetConfig, TabularNet
+
+
+def test_encode_standardises_imputes_and_maps_unknown_categories_to_zero():
+    schema = FeatureSchema(("x",), (2.0,), (4.0,), ("c", "flag"), (("a", "b"), ("true",)))
+    frame = pd.DataFrame({"x": [2.0, 6.0, None], "c": ["b", "zzz", None], "flag": [True, False, None]})
+    numeric, categorical = schema.encode(frame)
+    assert numeric.dtype == np.float32 and numeric[:, 0].tolist() == [0.0, 1.0, 0.0]  # null -> the mean
+    assert categorical.tolist() == [[2, 1], [0, 0], [0, 0]]
+    assert schema.cardinalities == (3, 2) and schema.columns == ("x", "c", "flag")
+
+
+def test_category_strings_match_spark_casts():
+    assert as_category_strings(pd.Series([True, False])).tolist() == ["true", "false"]
+    assert as_category_strings(pd.Series([1, 2])).tolist() == ["1", "2"]
+    mixed = as_category_strings(pd.Series(["a", None], dtype=object))
+    assert mixed.iloc[0] == "a" and pd.isna(mixed.iloc[1])
+
+
+def test_fit_schema_with_spark(spark):
+    frame = spark.createDataFrame(pd.DataFrame({"x": [1.0, 3.0, None], "c": ["a", "b", "a"], "k": [True, True, False]}))
+    schema = fit_schema(frame, ["x"], ["c", "k"], max_categories=1)
+    assert schema.means == (2.0,) and schema.stds == (1.0,)
+    assert schema.vocabularies == (("a",), ("true",))  # the most frequent value only
+
+
+def test_network_shapes_and_wide_part():
+    config = NetConfig(numeric=2, cardinalities=(4, 30), hidden=(8,), wide=True)
+    assert config.embedding_dims() == (3, 11)
+    net = TabularNet(config)
+    out = net(torch.zeros(5, 2), torch.zeros(5, 2, dtype=torch.long))
+    assert out.shape == (5,)
+    names = {n for n, _ in net.named_parameters()}
+    assert "wide_numeric.weight" in names and "wide_categorical.0.weight" in names
+    assert not any(n.startswith("wide") for n, _ in TabularNet(NetConfig(2, (4,))).named_parameters())

@@ -1,0 +1,135 @@
+"""DAG structure: tasks, dependencies, assets, schedules, retries, timeouts, arguments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import sys
+
+import pytest
+
+from pipelines.orchestration.factory import build_dags, training_plan
+
+
+@pytest.fixture
+def dags(dag_settings):
+    return build_dags(dag_settings())
+
+
+def _upstream(dag, task_id):
+    return set(dag.get_task(task_id).upstream_task_ids)
+
+
+def test_three_dags_with_their_schedules(dags):
+    assert set(dags) == {"clickstream_ingest", "clickstream_etl_features", "model_training"}
+    ingest, etl = dags["clickstream_ingest"], dags["clickstream_etl_features"]
+    assert type(ingest.timetable).__name__ == "CronDataIntervalTimetable"
+    assert ingest.timetable.expression == "0 * * * *"
+    assert etl.timetable.expression == "30 0 * * *"
+    assert ingest.catchup is False and etl.catchup is False
+    assert ingest.start_date == dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    for dag in dags.values():
+        assert dag.doc_md and dag.description and "clickml" in dag.tags
+        assert dag.on_failure_callback is not None
+        assert dag.dagrun_timeout == dt.timedelta(hours=12)
+
+
+def test_ingest_dag_waits_ingests_the_interval_and_gates(dags, dag_settings):
+    dag = dags["clickstream_ingest"]
+    assert set(dag.task_ids) == {"clickstream.wait_for_landing_files", "clickstream.ingest", "validate_bronze"}
+    assert _upstream(dag, "clickstream.ingest") == {"clickstream.wait_for_landing_files"}
+    assert _upstream(dag, "validate_bronze") == {"clickstream.ingest"}
+    sensor = dag.get_task("clickstream.wait_for_landing_files")
+    assert type(sensor).__name__ == "LandingFilesSensor" and sensor.deferrable
+    assert sensor.timeout == 6 * 3600 and sensor.poke_interval == 60
+    ingest = dag.get_task("clickstream.ingest")
+    assert type(ingest).__name__ == "SparkSubmitOperator"
+    assert ingest.application.endswith("/jobs/ingest_clickstream.py")
+    args = ingest.application_args
+    assert args[:2] == ["--profile", "local"] and "--conf-dir" in args
+    assert args[args.index("--source") + 1] == "clickstream"
+    assert "data_interval_start" in args[args.index("--start") + 1]
+    assert "data_interval_end" in args[args.index("--end") + 1]
+    assert {a.name for a in ingest.outlets} == {"bronze.events", "bronze.quarantine", "bronze.ingest_audit"}
+    assert ingest.retries == 2 and ingest.retry_exponential_backoff == 2.0
+    assert ingest.execution_timeout == dt.timedelta(minutes=60)
+    gate = dag.get_task("validate_bronze")
+    assert gate.retries == 0 and gate.trigger_rule == "none_failed_min_one_success"
+    assert gate.application.endswith("/jobs/validate.py")
+
+
+def test_a_new_site_is_config_only(dag_settings):
+    dag = build_dags(dag_settings("orchestration.ingest.sources=[clickstream, rees46]"))["clickstream_ingest"]
+    assert _upstream(dag, "validate_bronze") == {"clickstream.ingest", "rees46.ingest"}
+    args = dag.get_task("rees46.ingest").application_args
+    assert args[args.index("--source") + 1] == "rees46"
+
+
+def test_etl_dag_is_a_gated_chain_with_asset_outlets(dags):
+    dag = dags["clickstream_etl_features"]
+    chain = ["build_silver", "validate_silver", "build_features", "validate_features", "build_training_sets"]
+    for before, after in itertools.pairwise(chain):
+        assert _upstream(dag, after) == {before}
+    assert {a.name for a in dag.get_task("build_training_sets").outlets} == {
+        "gold.propensity_training", "gold.implicit_training"}
+    assert {a.name for a in dag.get_task("build_silver").inlets} == {"bronze.events"}
+    assert "--as-of" not in dag.get_task("build_features").application_args
+
+
+def test_features_can_take_the_interval_end(dag_settings):
+    dag = build_dags(dag_settings("orchestration.etl.features_as_of=interval_end"))["clickstream_etl_features"]
+    args = dag.get_task("build_features").application_args
+    assert args[args.index("--as-of") + 1] == "{{ data_interval_end | ds }}"
+
+
+def test_training_dag_runs_on_the_training_assets_models_in_parallel(dags, dag_settings, tmp_path):
+    dag = dags["model_training"]
+    jobs = dag_settings().config.training.jobs
+    condition = dag.timetable.asset_condition
+    uris = {a.uri for a in condition.objects}
+    assert uris == {(tmp_path / "lakehouse/gold/propensity_training").as_uri(),
+                    (tmp_path / "lakehouse/gold/implicit_training").as_uri()}
+    models = {f"train_{job}.{model}" for job, spec in jobs.items() for model in spec.models}
+    assert {"train_propensity.lr", "train_propensity.rf", "train_propensity.gbt", "train_recommender.als"} <= models
+    assert set(dag.task_ids) == models | {"validate_training_sets"}
+    for task_id in models:
+        assert _upstream(dag, task_id) == {"validate_training_sets"}  # parallel: only the gate upstream
+    args = dag.get_task("train_propensity.gbt").application_args
+    assert args[-3:] == ["propensity", "--model", "gbt"]
+    assert dag.get_task("train_propensity.gbt").execution_timeout == dt.timedelta(minutes=240)
+
+
+def test_training_plan_names_unknown_jobs_and_models(dag_settings):
+    assert training_plan(dag_settings("orchestration.training.jobs={recommender: []}")) == {"recommender": ["als"]}
+    with pytest.raises(ValueError, match="unknown model.*'nope'.*lr, rf, gbt"):  # names the job's models
+        training_plan(dag_settings("orchestration.training.jobs={propensity: [nope]}"))
+    with pytest.raises(ValueError, match="unknown training job 'ghost'"):
+        training_plan(dag_settings("orchestration.training.jobs={ghost: []}"))
+
+
+def test_spark_submit_settings_come_from_config(dag_settings):
+    settings = dag_settings(
+        "orchestration.spark_submit.conn_id=my_spark", "orchestration.spark_submit.archives=env.tar.gz#environment",
+        "orchestration.spark_submit.python=./environment/bin/python", "orchestration.spark_submit.pool=spark",
+        "orchestration.spark_submit.job_overrides=[spark.shuffle_partitions=2]",
+        "orchestration.job_profile=cluster", "orchestration.job_conf_dir=/opt/clickml/conf",
+    )
+    task = build_dags(settings)["clickstream_etl_features"].get_task("build_silver")
+    assert task._conn_id == "my_spark" and task._archives == "env.tar.gz#environment" and task.pool == "spark"
+    assert task.conf["spark.pyspark.python"] == "./environment/bin/python"
+    assert "spark.pyspark.driver.python" not in task.conf  # the driver uses the packed env's python too
+    assert task.application_args == ["--profile", "cluster", "--conf-dir", "/opt/clickml/conf",
+                                      "--set", "spark.shuffle_partitions=2"]
+
+
+def test_a_model_task_can_get_its_own_spark_settings(dag_settings):
+    settings = dag_settings("orchestration.training.spark_conf={propensity.gbt: {spark.cores.max: '4'}}")
+    dag = build_dags(settings)["model_training"]
+    assert dag.get_task("train_propensity.gbt").conf["spark.cores.max"] == "4"
+    assert "spark.cores.max" not in dag.get_task("train_propensity.lr").conf
+
+
+def test_local_default_runs_this_python(dags):
+    task = dags["clickstream_etl_features"].get_task("build_silver")
+    assert task.conf == {"spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable}
+    assert task._conn_id == "clickml_spark"
