@@ -2,7 +2,7 @@
 
     clickml [--profile P] [--conf-dir D] [--set KEY=VALUE ...] COMMAND ...
 
-Commands: demo, generate, ingest, silver, features build|list, training-sets, validate, train, config show,
+Commands: demo, generate, ingest, silver, features build|list, training-sets, validate, train, promote, config show,
 lake history|show|files|vacuum.
 """
 
@@ -52,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train, evaluate, log to MLflow, register and promote models")
     train.add_argument("jobs", nargs="*", help="training jobs (training.jobs); default: training.default_jobs or all")
     train.add_argument("--model", dest="models", action="append", help="train only this model of the jobs (repeatable)")
+    train.add_argument("--no-promote", dest="promote", action="store_false",
+                       help="register as challenger only, tagged with --run-group; `clickml promote` decides later")
+    train.add_argument("--run-group", help="tag for models registered with --no-promote (e.g. an Airflow run id)")
+
+    promote = commands.add_parser("promote", help="promote the best model of a run group if it beats the champion")
+    promote.add_argument("jobs", nargs="*", help="training jobs (training.jobs); default: training.default_jobs or all")
+    promote.add_argument("--run-group", required=True, help="the run group the models were registered with")
 
     config_cmd = commands.add_parser("config", help="inspect the resolved configuration")
     config_sub = config_cmd.add_subparsers(dest="config_command", required=True)
@@ -88,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--start and --end go together (an interval), or neither (incremental)")
     handler = {
         "demo": _demo, "generate": _generate, "ingest": _ingest, "silver": _silver, "features": _features,
-        "training-sets": _training_sets, "validate": _validate, "train": _train, "config": _config, "lake": _lake,
+        "training-sets": _training_sets, "validate": _validate, "train": _train, "promote": _promote,
+        "config": _config, "lake": _lake,
     }[args.command]
     from pipelines.features.stage import FeaturesError
     from pipelines.lake import LakeError
@@ -187,7 +195,16 @@ def _validate(config: ClickmlConfig, args: argparse.Namespace) -> int:
 def _train(config: ClickmlConfig, args: argparse.Namespace) -> int:
     from pipelines.train import stage
 
-    print(stage.run(config, _spark(config), jobs=args.jobs or None, models=args.models).report())
+    print(stage.run(config, _spark(config), jobs=args.jobs or None, models=args.models, promote=args.promote,
+                    run_group=args.run_group).report())
+    return 0
+
+
+def _promote(config: ClickmlConfig, args: argparse.Namespace) -> int:
+    from pipelines.train import stage
+
+    decisions = stage.promote(config, _spark(config), jobs=args.jobs or None, run_group=args.run_group)
+    print(stage.promotion_report(decisions, args.run_group))
     return 0
 
 

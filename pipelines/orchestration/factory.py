@@ -4,7 +4,8 @@
                               ingest them (`jobs/ingest_clickstream.py --start --end`), gate bronze
     clickstream_etl_features  daily: silver, gate, features, gate, training sets
     model_training            on the training-set assets: gate, every configured model in parallel
-                              (`jobs/train.py JOB --model M`: train, evaluate, register, promote)
+                              (`jobs/train.py JOB --model M --no-promote`: train, evaluate, register),
+                              then one `jobs/promote.py JOB` per job (champion decision)
 
 The DAGs are chained by Assets: each task that writes a table lists it as an outlet; the training
 DAG is scheduled on its training tables. Building a DAG reads the YAML config and creates operator
@@ -28,6 +29,8 @@ SILVER_GATED = ("silver.events", "silver.sessions")
 
 INTERVAL_START = "{{ data_interval_start.strftime('%Y-%m-%dT%H:%M') }}"
 INTERVAL_END = "{{ data_interval_end.strftime('%Y-%m-%dT%H:%M') }}"
+RUN_GROUP = "{{ run_id }}"
+"""Models registered by one DAG run share this tag; its promote task decides among them."""
 
 
 def default_args(settings: DagSettings) -> dict[str, Any]:
@@ -208,7 +211,7 @@ def training_plan(settings: DagSettings) -> dict[str, list[str]]:
 
 
 def build_training_dag(settings: DagSettings):
-    """On the training-set assets: gate -> every model in parallel (train, evaluate, register, promote)."""
+    """On the training-set assets: gate -> every model in parallel (train, evaluate, register) -> promote."""
     from airflow.sdk import TaskGroup
 
     config = settings.config
@@ -224,20 +227,36 @@ def build_training_dag(settings: DagSettings):
         + (f"Scheduled when all of {', '.join(f'`{t}`' for t in tables)} were updated (Assets written by "
            "`clickstream_etl_features`). " if assets else "Triggered by hand (no training table is an Asset). ")
         + "`validate_training_sets` gates the tables; then every model trains in parallel with "
-        "`jobs/train.py JOB --model M`, which evaluates it, logs it to MLflow, registers it and promotes it to "
-        f"`champion` only if it beats the current champion on the same data. Models: {models}."
+        "`jobs/train.py JOB --model M --no-promote`, which evaluates it, logs it to MLflow and registers it as "
+        "`challenger`. One `promote` task per job then takes the best model of this run and promotes it to "
+        "`champion` only if it beats the current champion on the same evaluation data (one decision per run: "
+        f"parallel tasks cannot overwrite each other's alias). Models: {models}."
     )
     with _dag(settings, training.dag_id, schedule, False, doc, "gate -> train models in parallel -> register/promote"
               ) as dag:
         gate = _gate(settings, "validate_training_sets", tables, "Gate on the training tables.") if tables else None
         for job, job_models in plan.items():
+            registry = config.training.jobs[job].registry
             with TaskGroup(group_id=f"train_{job}", tooltip=f"training job {job}") as group:
+                trained = []
                 for model in job_models:
                     spec = config.training.jobs[job].models[model]
-                    spark_job(settings, model, "train", [job, "--model", model], timeout_minutes=timeouts.train,
-                              conf=training.spark_conf.get(f"{job}.{model}"),
-                              doc_md=(f"`spark-submit jobs/train.py {job} --model {model}` ({spec.algorithm}): "
-                                      "train, evaluate, log to MLflow, register, promote if better."))
+                    # Parallel tasks only register their models (challenger); one promote task then
+                    # decides the champion, so two tasks cannot overwrite each other's alias.
+                    promotion = ["--no-promote", "--run-group", RUN_GROUP] if registry is not None else []
+                    trained.append(spark_job(
+                        settings, model, "train", [job, "--model", model, *promotion], timeout_minutes=timeouts.train,
+                        conf=training.spark_conf.get(f"{job}.{model}"),
+                        doc_md=(f"`spark-submit jobs/train.py {job} --model {model} --no-promote --run-group <run id>` "
+                                f"({spec.algorithm}): train, evaluate, log to MLflow, register as challenger.")))
+                if registry is not None:
+                    promote = spark_job(
+                        settings, "promote", "promote", [job, "--run-group", RUN_GROUP], timeout_minutes=timeouts.train,
+                        doc_md=(f"`spark-submit jobs/promote.py {job} --run-group <run id>`: the best model this run "
+                                f"registered under `{registry.name}` and the current champion are scored on the same "
+                                "evaluation data; it becomes `champion` only if it beats the champion by the margin."),
+                        trigger_rule="all_done_min_one_success")  # the models that trained; none after a failed gate
+                    trained >> promote
             if gate is not None:
                 gate >> group
     return dag

@@ -49,6 +49,73 @@ def compare(spec: RegistrySpec, challenger: float, champion: float) -> tuple[boo
     )
 
 
+RUN_GROUP_TAG = "run_group"
+GATE_TAG = "prediction_gate"
+
+
+def register(spec: RegistrySpec, model_uri: str, metrics: dict[str, float], gate: tuple[bool, str], run_id: str,
+             run_group: str | None = None) -> str:
+    """Register `model_uri` under `spec.name`, tag it with its metrics, run, prediction-gate result
+    (and `run_group`, for a later `promote_group`), alias it `challenger`; returns the version."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    if spec.metric not in metrics:
+        raise KeyError(f"registry.metric {spec.metric!r} is not among the metrics: {', '.join(sorted(metrics))}")
+    version = str(mlflow.register_model(model_uri, spec.name).version)
+    for key, metric in sorted(metrics.items()):
+        client.set_model_version_tag(spec.name, version, f"metric.{key}", f"{metric:.6g}")
+    client.set_model_version_tag(spec.name, version, "run_id", run_id)
+    passed, message = gate
+    client.set_model_version_tag(spec.name, version, GATE_TAG, ("passed: " if passed else "failed: ") + message[:4000])
+    if run_group:
+        client.set_model_version_tag(spec.name, version, RUN_GROUP_TAG, run_group)
+    client.set_registered_model_alias(spec.name, CHALLENGER, version)
+    return version
+
+
+def current_champion(spec: RegistrySpec):
+    """The champion's model version, None when there is none."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return MlflowClient().get_model_version_by_alias(spec.name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def decide(spec: RegistrySpec, version: str, value: float, gate: tuple[bool, str],
+           score_champion: Callable[[str], float]) -> Decision:
+    """Promote `version` (metric `value`) to champion if it passed the gate and beats the current
+    champion scored now by `score_champion(uri)`; tag the version with the decision."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    champion = current_champion(spec)
+    passed, gate_message = gate
+    champion_value = None
+    if not passed:
+        promoted, reason = False, f"prediction expectations failed: {gate_message}"
+    elif champion is None:
+        promoted, reason = True, "no champion yet"
+    elif str(champion.version) == str(version):
+        promoted, reason = False, "already the champion"
+    else:
+        champion_value = score_champion(f"models:/{spec.name}@{CHAMPION}")
+        promoted, reason = compare(spec, value, champion_value)
+    if promoted:
+        client.set_registered_model_alias(spec.name, CHAMPION, version)
+    decision = Decision(
+        spec.name, str(version), promoted, reason, spec.metric, value, champion_value,
+        None if champion is None else str(champion.version),
+    )
+    client.set_model_version_tag(spec.name, version, "promotion", ("promoted: " if promoted else "not promoted: ") + reason)
+    log.info("registry: %s version %s %s (%s)", spec.name, version, "is the new champion" if promoted else "stays challenger", reason)
+    return decision
+
+
 def register_and_promote(
     spec: RegistrySpec,
     model_uri: str,
@@ -62,39 +129,38 @@ def register_and_promote(
     `gate`: (passed, message) of the prediction expectations; `score_champion(uri)` evaluates the
     model at `uri` on the same evaluation data and returns `spec.metric`.
     """
-    import mlflow
+    version = register(spec, model_uri, metrics, gate, run_id)
+    return decide(spec, version, float(metrics[spec.metric]), gate, score_champion)
+
+
+def group_candidates(spec: RegistrySpec, run_group: str) -> list:
+    """The versions registered with `run_group` whose predictions passed the gate (bounded: the
+    versions of one registered model)."""
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
-    client = MlflowClient()
-    if spec.metric not in metrics:
-        raise KeyError(f"registry.metric {spec.metric!r} is not among the metrics: {', '.join(sorted(metrics))}")
-    value = float(metrics[spec.metric])
-    version = mlflow.register_model(model_uri, spec.name).version
-    for key, metric in sorted(metrics.items()):
-        client.set_model_version_tag(spec.name, version, f"metric.{key}", f"{metric:.6g}")
-    client.set_model_version_tag(spec.name, version, "run_id", run_id)
-    client.set_registered_model_alias(spec.name, CHALLENGER, version)
+    versions = MlflowClient().search_model_versions(f"name = '{spec.name}'")
+    return [v for v in versions if v.tags.get(RUN_GROUP_TAG) == run_group and v.tags.get(GATE_TAG, "").startswith("passed")]
 
-    try:
-        champion = client.get_model_version_by_alias(spec.name, CHAMPION)
-    except MlflowException:
-        champion = None
-    passed, gate_message = gate
-    champion_value = None
-    if not passed:
-        promoted, reason = False, f"prediction expectations failed: {gate_message}"
-    elif champion is None:
-        promoted, reason = True, "no champion yet"
-    else:
-        champion_value = score_champion(f"models:/{spec.name}@{CHAMPION}")
-        promoted, reason = compare(spec, value, champion_value)
-    if promoted:
-        client.set_registered_model_alias(spec.name, CHAMPION, version)
-    decision = Decision(
-        spec.name, str(version), promoted, reason, spec.metric, value, champion_value,
-        None if champion is None else str(champion.version),
-    )
-    client.set_model_version_tag(spec.name, version, "promotion", ("promoted: " if promoted else "not promoted: ") + reason)
-    log.info("registry: %s version %s %s (%s)", spec.name, version, "is the new champion" if promoted else "stays challenger", reason)
-    return decision
+
+def promote_group(spec: RegistrySpec, run_group: str, score: Callable[[str], float]) -> Decision | None:
+    """One decision for the models registered in parallel under `run_group` (e.g. an Airflow run):
+    the best of them by the registry metric, both it and the champion scored now by `score(uri)` on
+    the same evaluation data, is promoted if it beats the champion. None when the group is empty.
+
+    Training tasks that ran in parallel only registered their models (`register`); deciding here,
+    in one task, means two of them cannot overwrite each other's champion alias."""
+    candidates = group_candidates(spec, run_group)
+    if not candidates:
+        log.warning("registry: %s has no version of run group %s that passed its prediction gate", spec.name, run_group)
+        return None
+    sign = 1.0 if spec.greater_is_better else -1.0
+
+    def tagged(v) -> float:
+        value = float(v.tags.get(f"metric.{spec.metric}", "nan"))
+        return -math.inf if math.isnan(value) else sign * value
+
+    best = max(candidates, key=tagged)
+    value = score(f"models:/{spec.name}/{best.version}")
+    log.info("registry: %s run group %s: %d candidate(s), best version %s (%s %.4f)", spec.name, run_group,
+             len(candidates), best.version, spec.metric, value)
+    return decide(spec, str(best.version), value, (True, "passed"), score)

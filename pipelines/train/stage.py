@@ -24,7 +24,7 @@ from pipelines.lake import Lake
 from pipelines.train import deep, recommend, supervised
 from pipelines.train.data import Dataset, load
 from pipelines.train.errors import TrainingError
-from pipelines.train.promotion import Decision, register_and_promote
+from pipelines.train.promotion import Decision, promote_group, register, register_and_promote
 from pipelines.train.scoring import SCORE, load_model, score
 from pipelines.train.supervised import Fitted
 from pipelines.train.tracking import Tracking, configure, git_commit
@@ -97,9 +97,17 @@ def run(
     spark: SparkSession,
     jobs: list[str] | None = None,
     models: list[str] | None = None,
+    promote: bool = True,
+    run_group: str | None = None,
 ) -> TrainResult:
     """Train the named jobs (default: training.default_jobs, else all) and, optionally, only the
-    named models of them."""
+    named models of them.
+
+    `promote=False` registers each model as `challenger`, tagged with `run_group`, and leaves the
+    champion decision to `promote` (one step after models trained in parallel, so that they cannot
+    overwrite each other's champion alias)."""
+    if not promote and not run_group:
+        raise TrainingError("registering without promotion needs a run group, for the promotion step to find the models")
     # A child session (same SparkContext, fresh session state) keeps training working after code
     # in the caller's session used DataFrame.observe: Spark 4.1 then fails MLlib model selection
     # with "Task not serializable: ObservationManager" (the initialised manager is not serializable
@@ -120,12 +128,59 @@ def run(
         dataset = load(config, spark, job, lake)
         for model_name, spec in selected.items():
             log.info("training %s/%s (%s) on %s", name, model_name, spec.algorithm, dataset.source)
-            result.models.append(_train_one(config, spark, name, job, model_name, dataset, commit))
+            result.models.append(_train_one(config, spark, name, job, model_name, dataset, commit, promote, run_group))
     return result
 
 
+def _champion_scorer(job: TrainJobSpec, dataset: Dataset, name: str):
+    """uri -> the registry metric of the model at `uri` on this job's evaluation data."""
+    trainer = recommend if job.task == "recommendation" else supervised
+    return lambda uri: trainer.metric_of(load_model(uri), dataset, job, job.registry.metric, f"{name} ({uri})")
+
+
+def promotion_report(decisions: list[Decision], run_group: str) -> str:
+    """One line per decision of `promote`."""
+    if not decisions:
+        return f"no model of run group {run_group} to promote"
+    return "\n".join(f"{d.model_name} v{d.version} {'champion' if d.promoted else 'challenger'}: {d.reason}"
+                     for d in decisions)
+
+
+def promote(config: ClickmlConfig, spark: SparkSession, jobs: list[str] | None, run_group: str) -> list[Decision]:
+    """The champion decision for the models that `run(..., promote=False, run_group=...)` registered:
+    per job, the best of the group and the champion are scored on the same evaluation data, and the
+    best becomes champion if it beats the champion by the margin."""
+    import mlflow
+
+    spark = spark.newSession()  # see `run`
+    lake = Lake(config, spark)
+    names = jobs or config.training.default_jobs or list(config.training.jobs)
+    unknown = [n for n in names if n not in config.training.jobs]
+    if unknown:
+        raise TrainingError(f"unknown training job(s) {unknown}; configured: {', '.join(config.training.jobs) or 'none'}")
+    configure(config)
+    decisions = []
+    for name in names:
+        job = config.training.jobs[name]
+        if job.registry is None:
+            log.info("promote %s: no registry configured; nothing to decide", name)
+            continue
+        dataset = load(config, spark, job, lake)
+        with mlflow.start_run(run_name=f"{name}/promotion"):
+            mlflow.set_tags({"clickml.job": name, "clickml.run_group": run_group, "data.source": dataset.source,
+                             "data.version": str(dataset.version)})
+            decision = promote_group(job.registry, run_group, _champion_scorer(job, dataset, name))
+            if decision is None:
+                mlflow.set_tag("promotion.reason", f"no model of run group {run_group} passed its prediction gate")
+                continue
+            mlflow.set_tags({"promotion.promoted": str(decision.promoted), "promotion.reason": decision.reason,
+                             "registry.version": decision.version})
+            decisions.append(decision)
+    return decisions
+
+
 def _train_one(config: ClickmlConfig, spark: SparkSession, job_name: str, job: TrainJobSpec, model_name: str,
-               dataset: Dataset, commit: str) -> ModelResult:
+               dataset: Dataset, commit: str, promote: bool = True, run_group: str | None = None) -> ModelResult:
     import mlflow
 
     spec = job.models[model_name]
@@ -155,11 +210,14 @@ def _train_one(config: ClickmlConfig, spark: SparkSession, job_name: str, job: T
         decision = None
         if job.registry is not None:
             gate = _prediction_gate(config, job, fitted, dataset)
-            decision = register_and_promote(
-                job.registry, model_uri, metrics, gate,
-                lambda uri: trainer.metric_of(load_model(uri), dataset, job, job.registry.metric, f"{model_name} champion"),
-                run.info.run_id,
-            )
+            if promote:
+                decision = register_and_promote(job.registry, model_uri, metrics, gate,
+                                                _champion_scorer(job, dataset, model_name), run.info.run_id)
+            else:
+                version = register(job.registry, model_uri, metrics, gate, run.info.run_id, run_group)
+                decision = Decision(job.registry.name, version, False,
+                                    f"registered in run group {run_group}; the promotion step decides",
+                                    job.registry.metric, float(metrics[job.registry.metric]))
             mlflow.set_tags({"promotion.promoted": str(decision.promoted), "promotion.reason": decision.reason,
                              "registry.version": decision.version})
     metrics["__task"] = job.task  # type: ignore[assignment]

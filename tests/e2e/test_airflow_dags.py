@@ -78,7 +78,7 @@ def test_ingest_etl_and_training_dags_end_to_end(tmp_path):
     for result in results:
         assert result["state"] == "success", (result, output[-5000:])
         assert set(result["tasks"].values()) == {"success"}, result
-    assert set(results[2]["tasks"]) == {"validate_training_sets", "train_propensity.lr"}
+    assert set(results[2]["tasks"]) == {"validate_training_sets", "train_propensity.lr", "train_propensity.promote"}
     assert f"--start {ARRIVAL:%Y-%m-%dT%H:%M} --end {interval_end:%Y-%m-%dT%H:%M}" in output
 
     from deltalake import DeltaTable
@@ -93,3 +93,4 @@ def test_ingest_etl_and_training_dags_end_to_end(tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{lake / '_mlflow' / 'mlflow.db'}")
     champion = client.get_model_version_by_alias("clickml-propensity", "champion")
     assert str(champion.version) == "1" and champion.tags["run_id"]
+    assert champion.tags["promotion"] == "promoted: no champion yet"  # decided by the promote task

@@ -142,3 +142,37 @@ def test_training_works_after_the_session_used_an_observation(spark, tmp_path, c
     config = make_config(tmp_path, _job(csv_table, "csv", models), "training.jobs.binary.registry=null")
     result = stage.run(config, session, jobs=["binary"])
     assert result.models[0].metrics["roc_auc"] > 0.7
+
+
+def test_models_registered_in_parallel_get_one_champion_decision(spark, tmp_path, csv_table):
+    """Parallel tasks register only (--no-promote); `promote` decides once per run group, so the
+    worse model cannot overwrite the better one's champion alias."""
+    from mlflow import MlflowClient
+
+    weak = {"algorithm": "random_forest", "params": {"numTrees": 2, "maxDepth": 1}}
+    strong = {"algorithm": "logistic_regression", "params": {"maxIter": 50}}
+    config = make_config(tmp_path, _job(csv_table, "csv", {"strong": strong, "weak": weak}))
+    client = MlflowClient
+
+    # as two parallel tasks would: each registers its model of run group g1, neither promotes
+    first = stage.run(config, spark, jobs=["binary"], models=["strong"], promote=False, run_group="g1")
+    second = stage.run(config, spark, jobs=["binary"], models=["weak"], promote=False, run_group="g1")
+    for result in (first, second):
+        assert not result.models[0].decision.promoted and "promotion step" in result.models[0].decision.reason
+    with pytest.raises(Exception, match="alias"):  # no champion yet
+        client().get_model_version_by_alias("test-binary", CHAMPION)
+
+    decisions = stage.promote(config, spark, jobs=["binary"], run_group="g1")
+    assert [d.version for d in decisions] == [first.models[0].decision.version]  # the better model of the group
+    assert decisions[0].promoted and decisions[0].reason == "no champion yet"
+    assert "champion: no champion yet" in stage.promotion_report(decisions, "g1")
+
+    # a later group holding only a worse model: scored against the champion on the same data, kept out
+    third = stage.run(config, spark, jobs=["binary"], models=["weak"], promote=False, run_group="g2")
+    again = stage.promote(config, spark, jobs=["binary"], run_group="g2")
+    assert again[0].version == third.models[0].decision.version and not again[0].promoted
+    assert "not higher" in again[0].reason and again[0].champion_version == first.models[0].decision.version
+    assert str(client().get_model_version_by_alias("test-binary", CHAMPION).version) == first.models[0].decision.version
+    assert stage.promote(config, spark, jobs=["binary"], run_group="nothing-here") == []
+    with pytest.raises(stage.TrainingError, match="run group"):
+        stage.run(config, spark, jobs=["binary"], promote=False)

@@ -91,11 +91,19 @@ def test_training_dag_runs_on_the_training_assets_models_in_parallel(dags, dag_s
                     (tmp_path / "lakehouse/gold/implicit_training").as_uri()}
     models = {f"train_{job}.{model}" for job, spec in jobs.items() for model in spec.models}
     assert {"train_propensity.lr", "train_propensity.rf", "train_propensity.gbt", "train_recommender.als"} <= models
-    assert set(dag.task_ids) == models | {"validate_training_sets"}
+    promotes = {f"train_{job}.promote" for job, spec in jobs.items() if spec.registry is not None}
+    assert promotes == {"train_propensity.promote", "train_recommender.promote"}
+    assert set(dag.task_ids) == models | promotes | {"validate_training_sets"}
     for task_id in models:
         assert _upstream(dag, task_id) == {"validate_training_sets"}  # parallel: only the gate upstream
+    # the models only register (no alias race); one promote task per job decides after all of them
     args = dag.get_task("train_propensity.gbt").application_args
-    assert args[-3:] == ["propensity", "--model", "gbt"]
+    assert args[-6:] == ["propensity", "--model", "gbt", "--no-promote", "--run-group", "{{ run_id }}"]
+    promote = dag.get_task("train_propensity.promote")
+    assert _upstream(dag, "train_propensity.promote") == {f"train_propensity.{m}" for m in jobs["propensity"].models}
+    assert promote.application.endswith("jobs/promote.py")
+    assert promote.application_args[-3:] == ["propensity", "--run-group", "{{ run_id }}"]
+    assert promote.trigger_rule == "all_done_min_one_success"
     assert dag.get_task("train_propensity.gbt").execution_timeout == dt.timedelta(minutes=240)
 
 
