@@ -53,7 +53,7 @@ def _dag(settings: DagSettings, dag_id: str, schedule: Any, catchup: bool, doc_m
     from airflow.sdk import DAG
 
     orchestration = settings.config.orchestration
-    start = dt.datetime.combine(orchestration.start_date, dt.time(), tzinfo=dt.UTC)
+    start = dt.datetime.combine(orchestration.start_date, dt.time(), tzinfo=dt.timezone.utc)
     return DAG(
         dag_id=dag_id,
         description=description,

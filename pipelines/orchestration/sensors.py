@@ -65,7 +65,7 @@ class LandingFilesTrigger(BaseTrigger):
             if found >= self.min_files:
                 yield TriggerEvent({"status": "found", "source": self.source, "files": found})
                 return
-            if dt.datetime.now(dt.UTC) >= deadline:
+            if dt.datetime.now(dt.timezone.utc) >= deadline:
                 yield TriggerEvent({"status": "timeout", "source": self.source, "files": found})
                 return
             self.log.info("%s: %d of %d landing file(s) for [%s, %s); next look in %.0f s",
@@ -92,8 +92,8 @@ class LandingFilesSensor(BaseSensorOperator):
 
     def _interval(self, context) -> tuple[dt.datetime, dt.datetime]:
         start, end = context["data_interval_start"], context["data_interval_end"]
-        return (dt.datetime.fromisoformat(str(start)).astimezone(dt.UTC),
-                dt.datetime.fromisoformat(str(end)).astimezone(dt.UTC))
+        return (dt.datetime.fromisoformat(str(start)).astimezone(dt.timezone.utc),
+                dt.datetime.fromisoformat(str(end)).astimezone(dt.timezone.utc))
 
     def poke(self, context) -> bool:
         start, end = self._interval(context)
@@ -105,7 +105,7 @@ class LandingFilesSensor(BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         start, end = self._interval(context)
-        deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=float(self.timeout))
+        deadline = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=float(self.timeout))
         self.log.info("%s: deferring until %d landing file(s) for [%s, %s) arrive (deadline %s)",
                       self.source, self.min_files, start.isoformat(), end.isoformat(), deadline.isoformat())
         self.defer(

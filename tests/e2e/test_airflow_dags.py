@@ -20,7 +20,7 @@ import pytest
 
 from tests.integration.orchestration.airflow_env import airflow_env, run_dags
 
-UTC = dt.UTC
+UTC = dt.timezone.utc
 FIRST_DAY = dt.datetime(2024, 1, 1, tzinfo=UTC)
 DAYS = 6
 ARRIVAL = FIRST_DAY + dt.timedelta(days=DAYS)  # every file arrives in the hour after the last day

@@ -106,7 +106,7 @@ def test_the_cluster_runs_a_submitted_application_with_the_package_shipped(stack
 def _land_recent_hours(landing: Path) -> int:
     """Landing files for the previous and the current hour: a manual run ingests the last complete
     hour, whichever side of an hour boundary the trigger falls on."""
-    now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    now = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
     count = 0
     for hour in (now - dt.timedelta(hours=1), now):
         folder = landing / "clickstream" / f"date={hour:%Y-%m-%d}" / f"hour={hour:%H}"

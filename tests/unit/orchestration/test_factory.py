@@ -27,7 +27,7 @@ def test_three_dags_with_their_schedules(dags):
     assert ingest.timetable.expression == "0 * * * *"
     assert etl.timetable.expression == "30 0 * * *"
     assert ingest.catchup is False and etl.catchup is False
-    assert ingest.start_date == dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    assert ingest.start_date == dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
     for dag in dags.values():
         assert dag.doc_md and dag.description and "clickml" in dag.tags
         assert dag.on_failure_callback is not None

@@ -10,7 +10,7 @@ import pytest
 from pipelines.orchestration.sensors import LandingFilesSensor, LandingFilesTrigger
 from tests.conftest import CONF_DIR
 
-UTC = dt.UTC
+UTC = dt.timezone.utc
 START, END = dt.datetime(2024, 1, 1, 10, tzinfo=UTC), dt.datetime(2024, 1, 1, 11, tzinfo=UTC)
 
 
