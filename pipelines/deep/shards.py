@@ -175,6 +175,17 @@ class ShardReader:
         buffer: list[pd.DataFrame] = []
         buffered = 0
         produced = 0
+
+        def flush() -> Iterator[pd.DataFrame]:
+            """Shuffle the buffer and cut it into whole batches; the rest stays buffered."""
+            nonlocal buffer, buffered
+            rows = pd.concat(buffer, ignore_index=True)
+            rows = rows.iloc[rng.permutation(len(rows))].reset_index(drop=True)
+            full = (len(rows) // batch_size) * batch_size
+            buffer, buffered = [rows.iloc[full:]], len(rows) - full
+            for start in range(0, full, batch_size):
+                yield rows.iloc[start:start + batch_size]
+
         while produced < steps:
             order = [self._pieces[i] for i in rng.permutation(len(self._pieces))]
             empty_pass = True
@@ -184,25 +195,17 @@ class ShardReader:
                 buffered += len(frame)
                 if buffered < max(self.shuffle_buffer, batch_size):
                     continue
-                rows = pd.concat(buffer, ignore_index=True)
-                rows = rows.iloc[rng.permutation(len(rows))].reset_index(drop=True)
-                full = (len(rows) // batch_size) * batch_size
-                for start in range(0, full, batch_size):
-                    yield rows.iloc[start:start + batch_size]
+                for batch in flush():
+                    yield batch
                     produced += 1
                     if produced == steps:
                         return
-                buffer, buffered = [rows.iloc[full:]], len(rows) - full
             if empty_pass:
                 raise DeepLearningError(f"rank {self.rank}: no rows in its shard of {self.source.description}")
             # end of a pass: drain what is left before cycling to the next pass
             if buffered >= batch_size:
-                rows = pd.concat(buffer, ignore_index=True)
-                rows = rows.iloc[rng.permutation(len(rows))].reset_index(drop=True)
-                full = (len(rows) // batch_size) * batch_size
-                for start in range(0, full, batch_size):
-                    yield rows.iloc[start:start + batch_size]
+                for batch in flush():
+                    yield batch
                     produced += 1
                     if produced == steps:
                         return
-                buffer, buffered = [rows.iloc[full:]], len(rows) - full
