@@ -30,8 +30,6 @@ def parse_fields(raw: DataFrame, source: SourceConfig) -> DataFrame:
     if source.format == "json":
         schema = T.StructType([T.StructField(f, T.StringType()) for f in fields] + [T.StructField(CORRUPT, T.StringType())])
         parsed = F.from_json("raw", schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
-        # A line that is valid JSON but not an object parses to null: malformed too.
-        malformed = parsed.isNull() | parsed[CORRUPT].isNotNull()
     elif source.format == "csv":
         assert source.csv is not None
         ddl = ", ".join(f"`{f}` STRING" for f in fields) + f", `{CORRUPT}` STRING"
@@ -39,15 +37,19 @@ def parse_fields(raw: DataFrame, source: SourceConfig) -> DataFrame:
             "sep": source.csv.delimiter, "quote": source.csv.quote, "mode": "PERMISSIVE",
             "columnNameOfCorruptRecord": CORRUPT, "nullValue": "",
         }
-        parsed = F.from_csv("raw", ddl, options)
         # Spark puts a line with more or fewer fields than the schema into the corrupt column.
-        malformed = parsed.isNull() | parsed[CORRUPT].isNotNull()
+        parsed = F.from_csv("raw", ddl, options)
     else:  # parquet: fields were read as columns and rendered as strings by the reader
         return raw.withColumn("malformed", F.lit(False))
-    out = raw.withColumn("__parsed", parsed).withColumn("malformed", malformed)
-    for f in fields:
-        out = out.withColumn(FIELD_PREFIX + f, F.col("__parsed").getField(f))
-    return out.drop("__parsed")
+    # The parser runs once per line: every derived column reads the parsed struct, never the
+    # parser expression itself (an expression repeated in one projection is evaluated each time).
+    # A line that is valid JSON but not an object parses to null: malformed too.
+    parsed_col = F.col("__parsed")
+    return raw.select("*", parsed.alias("__parsed")).select(
+        *[F.col(f"`{c}`") for c in raw.columns],
+        (parsed_col.isNull() | parsed_col.getField(CORRUPT).isNotNull()).alias("malformed"),
+        *[parsed_col.getField(f).alias(FIELD_PREFIX + f) for f in fields],
+    )
 
 
 def _field(source: SourceConfig, canonical: str) -> Column:

@@ -17,16 +17,31 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 
-from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
 from pipelines.config import ClickmlConfig
+from pipelines.ingest import reasons
 from pipelines.ingest.parse import classify, parse_fields
-from pipelines.ingest.reader import LandingFile, RawRecords, list_landing_files, read_raw, source_location
+from pipelines.ingest.reader import LandingFile, NumberingError, RawRecords, list_landing_files, read_raw, source_location
+from pipelines.ingest.staging import (
+    StagedFiles,
+    check_against_table,
+    commit_staged,
+    delete_files,
+    delete_folder,
+    describe,
+    list_parquet,
+    new_folder,
+    parquet_compression,
+    table_schema_of,
+    write_parquet,
+)
 from pipelines.lake import Lake, Txn
+from pipelines.lake.spark_io import spark_schema_of
+from pipelines.lake.stats import DataFile
 from pipelines.sources import SourceConfig, load_source
 
 log = logging.getLogger(__name__)
@@ -160,6 +175,43 @@ def completed_batch(lake: Lake, config: ClickmlConfig, batch_id: str) -> IngestR
     )
 
 
+OUTCOME_BRONZE = "bronze"
+OUTCOME_DUPLICATE = "duplicate_in_batch"
+OUTCOMES = (OUTCOME_BRONZE, OUTCOME_DUPLICATE, *reasons.ALL)
+"""`outcome` of a record: bronze, a duplicate within the batch, or its quarantine reason code."""
+QUARANTINE_COLUMNS = ("raw", "source", "source_file", "source_line", "reason", "batch_id", "ingested_at", "batch_date")
+
+# The staged layout. One Spark write stages every record of a batch in bronze's columns,
+# partitioned by event_date only (one sort column: Spark sorts a task's rows by it with a radix
+# sort before writing). Bronze rows are complete. The other records have no event_date and no
+# ingested_at, carry their outcome in OUTCOME_CARRIER, quarantined ones their raw text in
+# RAW_CARRIER, and all their source file and line. The folders of event dates hold exactly the
+# files to commit to bronze.events; the null-date folder (about 1% of a batch) is read once, to
+# count the outcomes and move the quarantined records to bronze.quarantine's layout, and deleted.
+OUTCOME_CARRIER = "event_type"
+RAW_CARRIER = "event_id"
+STAGED_MARK = "ingested_at"
+"""Non-null exactly on bronze rows (a valid event without an event time is bronze with a null
+event_date, so the null-date folder can hold such rows)."""
+
+
+@dataclass
+class StagedBatch:
+    """A classified batch written to staging folders and counted from the written files."""
+
+    records: int
+    """Records read (counted from the lines, independently of the outcomes)."""
+    bronze: StagedFiles
+    quarantine: StagedFiles
+    quarantined_by_reason: dict[str, int]
+    duplicates_in_batch: int
+    duplicates_in_bronze: int
+
+    def discard(self) -> None:
+        for staged in (self.bronze, self.quarantine):
+            delete_files(staged.location, [f.path for f in staged.files])
+
+
 def process_batch(
     config: ClickmlConfig,
     spark: SparkSession,
@@ -173,7 +225,8 @@ def process_batch(
     reference_time: dt.datetime,
     raw: RawRecords | None = None,
 ) -> IngestResult:
-    """Classify, deduplicate, check the accounting identity, then commit quarantine, bronze, audit."""
+    """Classify and deduplicate the batch in one Spark job that writes every outcome, check the
+    accounting identity on the written files, then commit quarantine, bronze, audit."""
     done = completed_batch(lake, config, batch_id)
     if done is not None:
         log.info("ingest %s: already complete; nothing to do", batch_id)
@@ -184,52 +237,244 @@ def process_batch(
     if raw is None and not files:
         _write_audit(spark, lake, config, result, [], started_at)
         return result
-    raw = raw if raw is not None else read_raw(spark, files, source)
-    result.records_read = raw.count
-    outcomes = label_outcomes(spark, lake, config, source, raw.frame, batch_id, reference_time)
-    outcomes = outcomes.persist(StorageLevel.MEMORY_AND_DISK)
+    given = raw is not None
+    raw = raw if given else read_raw(spark, files, source)
     try:
-        # Bounded: one row per (outcome, reason).
-        counts = {(r["outcome"], r["reason"]): r["count"] for r in outcomes.groupBy("outcome", "reason").count().collect()}
-        result.bronze_written = counts.get(("bronze", None), 0)
-        result.duplicates_in_batch = counts.get(("duplicate_in_batch", None), 0)
-        result.duplicates_in_bronze = counts.get(("duplicate_in_bronze", None), 0)
-        result.quarantined_by_reason = {reason: n for (outcome, reason), n in counts.items() if outcome == "quarantine"}
+        batch = stage_batch(config, spark, lake, source, raw, batch_id, reference_time, started_at)
+    except NumberingError as exc:
+        if given:
+            raise
+        log.warning("ingest %s: %s; numbering the lines by block instead", batch_id, exc)
+        batch = stage_batch(
+            config, spark, lake, source, read_raw(spark, files, source, per_file=False), batch_id, reference_time,
+            started_at,
+        )
+    try:
+        result.records_read = batch.records
+        result.bronze_written = batch.bronze.rows
+        result.quarantined_by_reason = dict(batch.quarantined_by_reason)
         result.quarantined = sum(result.quarantined_by_reason.values())
-        # Bounded: the distinct event dates of one batch.
+        result.duplicates_in_batch = batch.duplicates_in_batch
+        result.duplicates_in_bronze = batch.duplicates_in_bronze
         result.event_dates = sorted(
-            r[0] for r in outcomes.where(F.col("outcome") == "bronze").select("event_date").distinct().collect()
+            {dt.date.fromisoformat(v) for f in batch.bronze.files if (v := f.partition_values.get("event_date"))}
         )
         accounted = result.bronze_written + result.quarantined + result.duplicates_in_batch + result.duplicates_in_bronze
-        if accounted != result.records_read:
+        if accounted != result.records_read or batch.quarantine.rows != result.quarantined:
             raise AccountingError(
                 f"ingest {batch_id}: read {result.records_read} records but accounted for {accounted} "
                 f"(bronze {result.bronze_written} + quarantine {result.quarantined} + duplicates "
-                f"{result.duplicates_in_batch + result.duplicates_in_bronze}); nothing was committed"
+                f"{result.duplicates_in_batch + result.duplicates_in_bronze}; {batch.quarantine.rows} rows staged "
+                "for the quarantine); nothing was committed"
             )
-        ingested_at = F.lit(started_at).cast("timestamp")
-        txn = Txn.for_batch(APP_ID, batch_id)
-        quarantine = outcomes.where(F.col("outcome") == "quarantine").select(
-            "raw", F.lit(source.name).alias("source"), "source_file", "source_line", "reason",
-            F.lit(batch_id).alias("batch_id"), ingested_at.alias("ingested_at"),
-            F.lit(reference_time.date()).alias("batch_date"),
-        )
-        _commit(lake, quarantine, config.tables.bronze_quarantine, ["batch_date"], txn, result.quarantined)
-        bronze = outcomes.where(F.col("outcome") == "bronze").select(
-            *[F.lit(source.name).alias(c) if c == "source" else F.lit(batch_id).alias(c) if c == "batch_id"
-              else ingested_at.alias(c) if c == "ingested_at" else F.col(c) for c in BRONZE_COLUMNS]
-        )
-        _commit(lake, bronze, config.tables.bronze_events, ["event_date"], txn, result.bronze_written)
-    finally:
-        outcomes.unpersist()
+    except BaseException:
+        batch.discard()  # nothing was committed: the staged files go
+        raise
+    # From the first commit on, staged files stay where they are on failure: a commit may have gone
+    # through, and files no commit references are removed by `vacuum` (abandoned write folders).
+    txn = Txn.for_batch(APP_ID, batch_id)
+    _commit(lake, batch.quarantine, config.tables.bronze_quarantine, txn, result.quarantined)
+    _commit(lake, batch.bronze, config.tables.bronze_events, txn, result.bronze_written)
     result.seconds = time.time() - started
     _write_audit(spark, lake, config, result, [f.relative for f in files], started_at)
     log.info("ingest %s", result.report())
     return result
 
 
-def _commit(lake: Lake, df: DataFrame, table: str, partition_by: list[str], txn: Txn, expected: int) -> None:
-    committed = lake.write(df, table, mode="append", partition_by=partition_by, txn=txn)
+def stage_batch(
+    config: ClickmlConfig,
+    spark: SparkSession,
+    lake: Lake,
+    source: SourceConfig,
+    raw: RawRecords,
+    batch_id: str,
+    reference_time: dt.datetime,
+    started_at: dt.datetime,
+) -> StagedBatch:
+    """One Spark job reads, parses, classifies and deduplicates the batch and writes every record
+    once into a staging folder of bronze.events (the staged layout above); the bronze rows are
+    counted from the footers. Then the other records are counted and the quarantined ones moved
+    to a staging folder of bronze.quarantine, and rows already in bronze are taken out."""
+    ingested_at = F.lit(started_at).cast("timestamp")
+    outcomes = label_outcomes(spark, lake, config, source, raw.frame, batch_id, reference_time)
+    staged_frame = staged_rows(outcomes, source, batch_id, ingested_at)
+    bronze_location = lake.location(config.tables.bronze_events)
+    bronze_schema = table_schema_of(staged_frame, BRONZE_COLUMNS)
+    if lake.writer == "delta-rs":
+        check_against_table(bronze_location, bronze_schema, ["event_date"])
+    compression = parquet_compression(config)
+    folder, write_id = new_folder()
+    bronze: StagedFiles | None = None
+    quarantine: StagedFiles | None = None
+    try:
+        with raw.scan_settings(spark):
+            write_parquet(staged_frame, bronze_location, folder, ["event_date"], compression)
+        records = raw.records()
+        described = describe(spark, bronze_location, list_parquet(bronze_location, folder), ["event_date"])
+        dated = [f for f in described if f.partition_values.get("event_date") is not None]
+        undated = [f for f in described if f.partition_values.get("event_date") is None]
+        bronze = StagedFiles(config.tables.bronze_events, bronze_location, bronze_schema, ["event_date"], dated, write_id)
+        counts, quarantine, undated_bronze = split_undated(
+            spark, lake, config, source, bronze, undated, batch_id, ingested_at, reference_time, compression
+        )
+        bronze.files += undated_bronze
+        delete_files(bronze_location, [f.path for f in undated])
+        bronze, duplicates_in_bronze = drop_existing(spark, lake, config, bronze, batch_id, compression)
+    except BaseException:
+        delete_folder(bronze_location, folder)
+        for staged in (bronze, quarantine):
+            if staged is not None:  # files staged outside the folder (rewrites, undated bronze rows)
+                delete_files(staged.location, [f.path for f in staged.files])
+        raise
+    return StagedBatch(
+        records=records, bronze=bronze, quarantine=quarantine,
+        quarantined_by_reason={r: counts[r] for r in reasons.ALL if counts.get(r)},
+        duplicates_in_batch=counts.get(OUTCOME_DUPLICATE, 0), duplicates_in_bronze=duplicates_in_bronze,
+    )
+
+
+def staged_rows(outcomes: DataFrame, source: SourceConfig, batch_id: str, ingested_at: F.Column) -> DataFrame:
+    """Records in the staged layout: bronze's columns, partitioned by event_date."""
+    bronze = F.col("outcome") == OUTCOME_BRONZE
+    quarantined = F.col("outcome").isin(*reasons.ALL)
+    constants = {"source": F.lit(source.name), "batch_id": F.lit(batch_id), "ingested_at": ingested_at}
+    columns = []
+    for name in BRONZE_COLUMNS:
+        if name in ("source_file", "source_line"):
+            value = F.col(name)
+        elif name == RAW_CARRIER:
+            value = F.when(bronze, F.col(name)).when(quarantined, F.col("raw"))
+        elif name == OUTCOME_CARRIER:
+            value = F.when(bronze, F.col(name)).otherwise(F.col("outcome"))
+        else:
+            value = F.when(bronze, constants.get(name, F.col(name)))
+        columns.append(value.alias(name))
+    return outcomes.select(*columns)
+
+
+def split_undated(
+    spark: SparkSession,
+    lake: Lake,
+    config: ClickmlConfig,
+    source: SourceConfig,
+    bronze: StagedFiles,
+    undated: list[DataFile],
+    batch_id: str,
+    ingested_at: F.Column,
+    reference_time: dt.datetime,
+    compression: str,
+) -> tuple[dict[str, int], StagedFiles, list[DataFile]]:
+    """Read the null-date staged files once: count their records by outcome while writing the
+    quarantined ones into a staging folder of bronze.quarantine; stage the bronze rows among
+    them (valid events without an event time) as bronze files of their own.
+
+    Returns the counts by outcome, the staged quarantine and the extra bronze files."""
+    schema = spark_schema_of(bronze.schema)
+    data = T.StructType([f for f in schema.fields if f.name != "event_date"])
+    rows = (
+        spark.read.schema(data).parquet(*[bronze.location.spark_child(f.path) for f in undated])
+        if undated else spark.createDataFrame([], data)
+    )
+    is_bronze = F.col(STAGED_MARK).isNotNull()
+    outcome = F.col(OUTCOME_CARRIER)
+    observation = Observation("ingest-outcomes")
+    known = [o for o in OUTCOMES if o != OUTCOME_BRONZE]
+    observed = rows.observe(
+        observation,
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(is_bronze.cast("long")).alias(OUTCOME_BRONZE),
+        *[F.sum((~is_bronze & (outcome == o)).cast("long")).alias(o) for o in known],
+    )
+    frame = observed.where(~is_bronze & outcome.isin(*reasons.ALL)).select(
+        F.col(RAW_CARRIER).alias("raw"), F.lit(source.name).alias("source"), "source_file", "source_line",
+        outcome.alias("reason"), F.lit(batch_id).alias("batch_id"), ingested_at.alias("ingested_at"),
+        F.lit(reference_time.date()).alias("batch_date"),
+    )
+    location = lake.location(config.tables.bronze_quarantine)
+    schema_q = table_schema_of(frame, QUARANTINE_COLUMNS)
+    quarantine = StagedFiles(config.tables.bronze_quarantine, location, schema_q, ["batch_date"])
+    if lake.writer == "delta-rs":
+        check_against_table(location, schema_q, ["batch_date"])
+    if not undated:
+        return {}, quarantine, []
+    folder, quarantine.write_id = new_folder()
+    try:
+        write_parquet(frame, location, folder, ["batch_date"], compression)
+        quarantine.files = describe(spark, location, list_parquet(location, folder), ["batch_date"])
+    except BaseException:
+        delete_folder(location, folder)
+        raise
+    metrics = observation.get
+    counts = {o: int(metrics[o] or 0) for o in OUTCOMES}
+    extra: list[DataFile] = []
+    try:
+        if sum(counts.values()) != metrics["rows"]:
+            raise AccountingError(
+                f"ingest {batch_id}: {metrics['rows'] - sum(counts.values())} staged record(s) without a known "
+                "outcome; nothing was committed"
+            )
+        if counts[OUTCOME_BRONZE]:
+            extra_folder, _ = new_folder()
+            undated_bronze = rows.where(is_bronze).withColumn("event_date", F.lit(None).cast("date"))
+            write_parquet(undated_bronze, bronze.location, extra_folder, ["event_date"], compression)
+            extra = describe(spark, bronze.location, list_parquet(bronze.location, extra_folder), ["event_date"])
+    except BaseException:
+        delete_files(location, [f.path for f in quarantine.files])
+        raise
+    return counts, quarantine, extra
+
+
+def drop_existing(
+    spark: SparkSession, lake: Lake, config: ClickmlConfig, staged: StagedFiles, batch_id: str, compression: str
+) -> tuple[StagedFiles, int]:
+    """Take out of the staged bronze files the rows whose event id bronze already holds from
+    another batch on the same event date; returns the files to commit and how many rows went.
+
+    Only the event dates the batch writes are read from bronze (partition pruning), and staged
+    files are rewritten only for the dates that have such rows (a replayed file, say).
+    """
+    table = config.tables.bronze_events
+    if not staged.files or not lake.exists(table):
+        return staged, 0
+    dates = sorted({v for f in staged.files if (v := f.partition_values.get("event_date"))})
+    filters = [("event_date", "in", dates)]
+    if not dates or not lake.snapshot(table, partition_filters=filters).files:
+        return staged, 0
+    existing = lake.read(table, partition_filters=filters).where(F.col("batch_id") != batch_id).select("event_date", "event_id")
+    keys = ["event_date", "event_id"]
+    # Bounded: one row per event date of the batch.
+    hits = {
+        r["event_date"].isoformat(): r["count"]
+        for r in staged.frame(spark).select(*keys).join(existing, keys, "left_semi").groupBy("event_date").count().collect()
+    }
+    if not hits:
+        return staged, 0
+    affected = [f for f in staged.files if f.partition_values.get("event_date") in hits]
+    before = StagedFiles(staged.table, staged.location, staged.schema, staged.partition_by, affected)
+    kept = before.frame(spark).join(existing, keys, "left_anti").select(*[f.name for f in staged.schema])
+    folder, _ = new_folder()
+    try:
+        write_parquet(kept, staged.location, folder, staged.partition_by, compression)
+        rewritten = describe(spark, staged.location, list_parquet(staged.location, folder), staged.partition_by)
+    except BaseException:
+        delete_folder(staged.location, folder)
+        raise
+    dropped = before.rows - sum(f.num_records for f in rewritten)
+    if dropped != sum(hits.values()):
+        delete_folder(staged.location, folder)
+        raise AccountingError(
+            f"{table}: {sum(hits.values())} staged rows are already in bronze but rewriting dropped {dropped}; "
+            "nothing was committed"
+        )
+    delete_files(staged.location, [f.path for f in affected])
+    staged.files = [f for f in staged.files if f.partition_values.get("event_date") not in hits] + rewritten
+    log.info("%s: %d staged row(s) already in bronze were taken out (%d date(s) rewritten)", table, dropped, len(hits))
+    return staged, dropped
+
+
+def _commit(lake: Lake, staged: StagedFiles, table: str, txn: Txn, expected: int) -> None:
+    assert lake.spark is not None
+    committed = commit_staged(lake.spark, lake, lake.config, staged, txn)
     if not committed.skipped and committed.rows_added != expected:
         raise AccountingError(
             f"{table}: committed {committed.rows_added} rows for batch {txn.app_id} but {expected} were planned; "
@@ -257,43 +502,32 @@ def label_outcomes(
     batch_id: str,
     reference_time: dt.datetime,
 ) -> DataFrame:
-    """Every raw record with `outcome`: bronze, quarantine, duplicate_in_batch, duplicate_in_bronze."""
+    """Every raw record with `outcome`: bronze, duplicate_in_batch, or its quarantine reason code.
+
+    In-batch duplicates: among valid records with the same event id, the first in (file, line)
+    order is kept. Duplicates of rows already in bronze are found after the write
+    (`drop_existing`).
+    """
     classified = classify(
         parse_fields(raw, source), source, config.ingest.max_event_age_hours,
         config.ingest.future_tolerance_minutes, F.lit(reference_time).cast("timestamp"),
     )
-    # Only quarantined records keep their text: valid ones need none, and this keeps the dedup
-    # shuffle and the cache narrow.
-    classified = classified.withColumn("raw", F.when(F.col("reason").isNotNull(), F.col("raw")))
-    first = Window.partitionBy("event_id").orderBy("source_file", "source_line")
-    ranked = classified.withColumn(
-        "__rank", F.when(F.col("reason").isNull(), F.row_number().over(first))
+    valid = F.col("reason").isNull()
+    # Only quarantined records keep their text: valid ones need none, and this keeps the shuffle narrow.
+    classified = classified.withColumn("raw", F.when(~valid, F.col("raw")))
+    # Valid records rank by event id; a quarantined one is a partition of its own (its file and
+    # line), so quarantined records spread over the shuffle and never count as an occurrence of an
+    # event id. The event id leads the sort before the window (the sort compares its prefix).
+    ranked = (
+        classified.withColumn("__valid", valid)
+        .withColumn("__own_file", F.when(~valid, F.col("source_file")))
+        .withColumn("__own_line", F.when(~valid, F.col("source_line")))
     )
-    ranked = mark_existing(lake, config, ranked, batch_id)
+    first = Window.partitionBy("event_id", "__valid", "__own_file", "__own_line").orderBy("source_file", "source_line")
+    ranked = ranked.withColumn("__rank", F.row_number().over(first))
     outcome = (
-        F.when(F.col("reason").isNotNull(), "quarantine")
-        .when(F.col("__rank") > 1, "duplicate_in_batch")
-        .when(F.col("__existing"), "duplicate_in_bronze")
-        .otherwise("bronze")
+        F.when(~F.col("__valid"), F.col("reason"))
+        .when(F.col("__rank") > 1, OUTCOME_DUPLICATE)
+        .otherwise(OUTCOME_BRONZE)
     )
-    return ranked.withColumn("outcome", outcome).drop("__rank", "__existing")
-
-
-def mark_existing(lake: Lake, config: ClickmlConfig, frame: DataFrame, batch_id: str) -> DataFrame:
-    """Add `__existing`: the event id is already in bronze from another batch (same event date)."""
-    table = config.tables.bronze_events
-    if not lake.exists(table):
-        return frame.withColumn("__existing", F.lit(False))
-    # Bounded: the distinct event dates of one batch.
-    dates = [r[0] for r in frame.where(F.col("reason").isNull()).select("event_date").distinct().collect()]
-    if not dates:
-        return frame.withColumn("__existing", F.lit(False))
-    existing = (
-        lake.read(table, partition_filters=[("event_date", "in", [d.isoformat() for d in dates])])
-        .where(F.col("batch_id") != batch_id)
-        .select("event_date", "event_id")
-        .distinct()
-        .withColumn("__existing", F.lit(True))
-    )
-    joined = frame.join(existing, on=["event_date", "event_id"], how="left")
-    return joined.withColumn("__existing", F.coalesce(F.col("__existing"), F.lit(False)))
+    return ranked.withColumn("outcome", outcome).drop("__valid", "__own_file", "__own_line", "__rank")
