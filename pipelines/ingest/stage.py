@@ -123,8 +123,15 @@ def run(
     end: dt.datetime | None = None,
     lake: Lake | None = None,
 ) -> list[IngestResult]:
-    """Ingest a source: the interval [start, end) when given, else incrementally (availableNow)."""
-    lake = lake or Lake(config, spark)
+    """Ingest a source: the interval [start, end) when given, else incrementally (availableNow).
+
+    The work runs in a child session (same SparkContext, own session state): the stage counts
+    records with `DataFrame.observe`, after which Spark 4.1 fails every MLlib fit or model
+    selection in that session ("Task not serializable: ObservationManager"). The caller's session
+    stays usable; `lake` only lends its config.
+    """
+    spark = spark.newSession()
+    lake = Lake(lake.config if lake is not None else config, spark)
     names = [source] if source else list(config.ingest.sources)
     results: list[IngestResult] = []
     for name in names:

@@ -324,6 +324,7 @@ def test_valid_events_without_an_event_time_go_to_bronze(spark, tmp_path):
     ]
     (folder / "p.jsonl").write_text("\n".join([json.dumps(x) for x in lines] + ['{"broken'] ) + "\n")
     source = load_source(CONF_DIR, "clickstream").model_copy(update={"required": ["event_id", "event_type", "user_id"]})
+    spark = spark.newSession()  # the stage observes; `run` does this itself, ingest_interval does not
     lake = Lake(config, spark)
     result = ingest_stage.ingest_interval(config, spark, lake, source, dt.datetime(2024, 1, 3, 10), dt.datetime(2024, 1, 3, 11))
     assert (result.records_read, result.bronze_written, result.duplicates_in_batch) == (6, 3, 1)
@@ -364,3 +365,33 @@ def test_staged_files_are_committed_through_the_delta_jars_writer(spark, tmp_pat
     for table in (config.tables.bronze_events, config.tables.bronze_quarantine, config.tables.ingest_audit):
         assert comparable(lake, table) == comparable(reference, table), table
     assert bronze_leftovers(lake, config) == []
+
+
+def test_model_selection_still_works_in_the_callers_session_after_ingesting(spark, tmp_path):
+    """Regression: the stage counts records with DataFrame.observe, after which Spark 4.1 fails
+    every MLlib model selection in that session ("Task not serializable: ObservationManager");
+    `run` works in a child session so the caller's (the demo's, a job's) stays usable."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.evaluation import BinaryClassificationEvaluator
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.ml.tuning import ParamGridBuilder, TrainValidationSplit
+
+    config = make_config(tmp_path)
+    folder = Path(config.landing.root) / "clickstream" / "date=2024-01-03" / "hour=10"
+    folder.mkdir(parents=True)
+    event = {"event_id": "e1", "event_time": "2024-01-03T10:15:02Z", "event_type": "page_view", "user_id": "u1",
+             "session_id": "s1"}
+    # a malformed line: quarantined records are counted with an observation
+    (folder / "p.jsonl").write_text(json.dumps(event) + "\n" + '{"broken' + "\n")
+    result = ingest_stage.run(config, spark, "clickstream", dt.datetime(2024, 1, 3, 10), dt.datetime(2024, 1, 3, 11))
+    assert result[0].records_read == 2 and result[0].quarantined == 1
+
+    frame = spark.range(200).select(F.rand(1).alias("x"), (F.rand(2) > 0.5).cast("double").alias("label"))
+    lr = LogisticRegression(maxIter=5)
+    search = TrainValidationSplit(
+        estimator=Pipeline(stages=[VectorAssembler(inputCols=["x"], outputCol="features"), lr]),
+        estimatorParamMaps=ParamGridBuilder().addGrid(lr.regParam, [0.1, 0.01]).build(),
+        evaluator=BinaryClassificationEvaluator(), parallelism=2,
+    )
+    assert len(search.fit(frame).validationMetrics) == 2

@@ -96,6 +96,7 @@ def consume(records, spark):
 
 
 def test_per_file_numbering_numbers_each_file_and_counts_records(spark, tmp_path):
+    spark = spark.newSession()  # per-file numbering observes; keep the suite's session clean (see stage.run)
     folder = tmp_path / "date=2024-01-01" / "hour=05"
     paths = [
         write_lines(folder, "a.jsonl", ['{"n": 1}', "", '{"n": 3}', "  ", '{"n": 5}']),
@@ -113,6 +114,7 @@ def test_per_file_numbering_numbers_each_file_and_counts_records(spark, tmp_path
 
 
 def test_per_file_numbering_drops_csv_headers(spark, tmp_path):
+    spark = spark.newSession()  # per-file numbering observes; keep the suite's session clean (see stage.run)
     header = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
     folder = tmp_path / "flat"
     paths = [
@@ -133,6 +135,7 @@ def test_per_file_numbering_drops_csv_headers(spark, tmp_path):
 
 
 def test_per_file_numbering_detects_files_sharing_a_partition(spark, tmp_path):
+    spark = spark.newSession()  # per-file numbering observes; keep the suite's session clean (see stage.run)
     folder = tmp_path / "flat"
     paths = [write_lines(folder, f"{n}.jsonl", ['{"n": 1}', '{"n": 2}']) for n in "abc"]
     records = read_raw(spark, landing_files(paths), load_source(CONF_DIR, "clickstream"), per_file=True)
