@@ -241,20 +241,8 @@ def test_run_writes_truth_tables_and_reports(spark, tmp_path):
 def test_model_selection_still_works_in_the_session_after_generating(spark, tmp_path):
     """Regression: generate used DataFrame.observe, after which Spark 4.1 fails every later
     TrainValidationSplit/CrossValidator in the session ("Task not serializable: ObservationManager")."""
-    from pyspark.ml import Pipeline
-    from pyspark.ml.classification import LogisticRegression
-    from pyspark.ml.evaluation import BinaryClassificationEvaluator
-    from pyspark.ml.feature import VectorAssembler
-    from pyspark.ml.tuning import ParamGridBuilder, TrainValidationSplit
-
     from tests.conftest import make_config
+    from tests.sparkml import model_selection_works
 
     run(make_config(tmp_path, "generator.users=20", "generator.days=1"), spark)
-    frame = spark.range(200).select(F.rand(1).alias("x"), (F.rand(2) > 0.5).cast("double").alias("label"))
-    lr = LogisticRegression(maxIter=5)
-    search = TrainValidationSplit(
-        estimator=Pipeline(stages=[VectorAssembler(inputCols=["x"], outputCol="features"), lr]),
-        estimatorParamMaps=ParamGridBuilder().addGrid(lr.regParam, [0.1, 0.01]).build(),
-        evaluator=BinaryClassificationEvaluator(), parallelism=2,
-    )
-    assert len(search.fit(frame).validationMetrics) == 2
+    assert model_selection_works(spark)

@@ -371,11 +371,7 @@ def test_model_selection_still_works_in_the_callers_session_after_ingesting(spar
     """Regression: the stage counts records with DataFrame.observe, after which Spark 4.1 fails
     every MLlib model selection in that session ("Task not serializable: ObservationManager");
     `run` works in a child session so the caller's (the demo's, a job's) stays usable."""
-    from pyspark.ml import Pipeline
-    from pyspark.ml.classification import LogisticRegression
-    from pyspark.ml.evaluation import BinaryClassificationEvaluator
-    from pyspark.ml.feature import VectorAssembler
-    from pyspark.ml.tuning import ParamGridBuilder, TrainValidationSplit
+    from tests.sparkml import model_selection_works
 
     config = make_config(tmp_path)
     folder = Path(config.landing.root) / "clickstream" / "date=2024-01-03" / "hour=10"
@@ -386,12 +382,4 @@ def test_model_selection_still_works_in_the_callers_session_after_ingesting(spar
     (folder / "p.jsonl").write_text(json.dumps(event) + "\n" + '{"broken' + "\n")
     result = ingest_stage.run(config, spark, "clickstream", dt.datetime(2024, 1, 3, 10), dt.datetime(2024, 1, 3, 11))
     assert result[0].records_read == 2 and result[0].quarantined == 1
-
-    frame = spark.range(200).select(F.rand(1).alias("x"), (F.rand(2) > 0.5).cast("double").alias("label"))
-    lr = LogisticRegression(maxIter=5)
-    search = TrainValidationSplit(
-        estimator=Pipeline(stages=[VectorAssembler(inputCols=["x"], outputCol="features"), lr]),
-        estimatorParamMaps=ParamGridBuilder().addGrid(lr.regParam, [0.1, 0.01]).build(),
-        evaluator=BinaryClassificationEvaluator(), parallelism=2,
-    )
-    assert len(search.fit(frame).validationMetrics) == 2
+    assert model_selection_works(spark)
