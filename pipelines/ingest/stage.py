@@ -128,10 +128,10 @@ def run(
     The work runs in a child session (same SparkContext, own session state): the stage counts
     records with `DataFrame.observe`, after which Spark 4.1 fails every MLlib fit or model
     selection in that session ("Task not serializable: ObservationManager"). The caller's session
-    stays usable; `lake` only lends its config.
+    stays usable.
     """
     spark = spark.newSession()
-    lake = Lake(lake.config if lake is not None else config, spark)
+    lake = (lake or Lake(config)).with_session(spark)
     names = [source] if source else list(config.ingest.sources)
     results: list[IngestResult] = []
     for name in names:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any, Callable, Sequence
 
@@ -31,6 +32,12 @@ class Lake:
         self.config = config
         self.spark = spark
         self._writer: str | None = None
+
+    def with_session(self, spark: SparkSession) -> Lake:
+        """The same lake (config, writer choice) read and written through another session."""
+        other = copy.copy(self)
+        other.spark = spark
+        return other
 
     # -- locations ---------------------------------------------------------------------------
     def location(self, name: str) -> TableLocation:
