@@ -17,11 +17,11 @@ from pipelines.train.scoring import load_model, score
 from tests.conftest import make_config
 
 
-def _binary_frame(n: int = 600, seed: int = 3) -> pd.DataFrame:
+def _binary_frame(n: int = 600, seed: int = 3, app_effect: float = 1.0, intercept: float = -1.0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     x1, x2 = rng.normal(size=n), rng.normal(size=n)
     device = rng.choice(["web", "app", "tv"], size=n)
-    logit = 1.5 * x1 - x2 + (device == "app") * 1.0 - 1.0
+    logit = 1.5 * x1 - x2 + (device == "app") * app_effect + intercept
     label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     split = np.where(np.arange(n) < 0.6 * n, "train", np.where(np.arange(n) < 0.8 * n, "validation", "test"))
     return pd.DataFrame({"row_id": np.arange(n), "x1": x1, "x2": x2, "device": device, "label": label, "split": split})

@@ -20,16 +20,11 @@ from pipelines.train import stage
 from pipelines.train.promotion import CHAMPION
 from pipelines.train.scoring import load_model, score
 from tests.conftest import make_config
+from tests.integration.train.test_train import _binary_frame
 
 
 def _frame(n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    x1, x2 = rng.normal(size=n), rng.normal(size=n)
-    device = rng.choice(["web", "app", "tv"], size=n)
-    logit = 1.5 * x1 - x2 + (device == "app") * 1.5 - 0.5
-    label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    split = np.where(np.arange(n) < 0.6 * n, "train", np.where(np.arange(n) < 0.8 * n, "validation", "test"))
-    return pd.DataFrame({"row_id": np.arange(n), "x1": x1, "x2": x2, "device": device, "label": label, "split": split})
+    return _binary_frame(n, seed, app_effect=1.5, intercept=-0.5)
 
 
 def test_deep_model_trains_logs_and_becomes_champion(spark, tmp_path):
