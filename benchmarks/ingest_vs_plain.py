@@ -17,6 +17,10 @@ that many events), then two jobs read the same files:
 (ingest first; --plain-first swaps the order), and prints a table: size, lines, seconds and lines
 per second of each, and the ratio (ingest lines/s / plain lines/s). Target: ratio >= 0.8 at 10M
 events. Progress lines go to stdout as it runs. Not a test.
+
+--breakdown then times, on the same files, the pieces the ingest is made of, each on its own
+(Spark's no-op sink unless a write is named), and prints them as a share of the plain copy: where
+the time goes, and the floor any design with these steps has.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -62,6 +66,8 @@ class Row:
     quarantined: int
     plain_s: float
     plain_rows: int
+    parts: list[tuple[str, float]] = field(default_factory=list)
+    """--breakdown: (component, seconds)."""
 
     @property
     def ingest_rate(self) -> float:
@@ -161,6 +167,7 @@ def measure(spark, args: argparse.Namespace, workdir: Path, target: int, base_ov
     else:
         ingest_s, results = run_ingest()
         plain_s, plain_rows = run_plain()
+    parts = breakdown(spark, config, landed.path, end, root) if args.breakdown else []
     read = sum(r.records_read for r in results)
     if read != landed.lines:
         progress(f"size {target:,}: WARNING ingest read {read:,} records, the generator wrote {landed.lines:,} lines")
@@ -168,13 +175,82 @@ def measure(spark, args: argparse.Namespace, workdir: Path, target: int, base_ov
     row = Row(
         target=target, users=users, days=days, lines=landed.lines, events=landed.events, generate_s=generate_s,
         ingest_s=ingest_s, ingest_read=read, bronze=sum(r.bronze_written for r in results),
-        quarantined=sum(r.quarantined for r in results), plain_s=plain_s, plain_rows=plain_rows,
+        quarantined=sum(r.quarantined for r in results), plain_s=plain_s, plain_rows=plain_rows, parts=parts,
     )
     progress(f"size {target:,}: ingest {row.ingest_rate:,.0f} lines/s, plain {row.plain_rate:,.0f} lines/s, "
              f"ratio {row.ratio:.2f}")
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
     return row
+
+
+def breakdown(spark, config, landing: str, end: dt.datetime, root: Path) -> list[tuple[str, float]]:
+    """Time the ingest's pieces on their own over the same landing files (see the module doc)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from pipelines.ingest import stage
+    from pipelines.ingest.parse import classify, parse_fields
+    from pipelines.ingest.reader import list_landing_files, read_raw
+    from pipelines.sources import load_source
+
+    source = load_source(config.conf_dir, "clickstream")
+    start = dt.datetime.combine(config.generator.start_date, dt.time(), tzinfo=dt.timezone.utc)
+    files = list_landing_files(config, source, start, end)
+    uris = [f.spark_uri for f in files]
+    fields = sorted(set(source.columns.values()))
+    strings = T.StructType([T.StructField(f, T.StringType()) for f in fields])
+    out = root / "breakdown-parquet"
+
+    def noop(frame) -> None:
+        frame.write.format("noop").mode("overwrite").save()
+
+    raw_holder = []
+
+    def numbering() -> None:
+        # Reads the files' lines; numbering by block runs its pass over the text here.
+        raw_holder.append(read_raw(spark, files, source))
+
+    def parsed():
+        return parse_fields(raw_holder[0].frame, source)
+
+    def classified():
+        return classify(
+            parsed(), source, config.ingest.max_event_age_hours, config.ingest.future_tolerance_minutes,
+            F.lit(end).cast("timestamp"),
+        )
+
+    def staged_without_dedup() -> None:
+        frame = classified().withColumn("outcome", F.coalesce("reason", F.lit(stage.OUTCOME_BRONZE)))
+        frame = frame.withColumn("raw", F.when(F.col("reason").isNotNull(), F.col("raw")))
+        rows = stage.staged_rows(frame, source, "breakdown", F.current_timestamp())
+        with raw_holder[0].scan_settings(spark):
+            rows.write.mode("overwrite").partitionBy("event_date").parquet(str(out))
+
+    def consume(frame_of):
+        def step() -> None:
+            with raw_holder[0].scan_settings(spark):
+                noop(frame_of())
+        return step
+
+    steps = [
+        ("text scan (spark.read.text, no-op sink)", lambda: noop(spark.read.text(uris))),
+        ("JSON data source, fields as strings (no-op)", lambda: noop(spark.read.schema(strings).json(uris))),
+        ("plain with the schema given (no inference)",
+         lambda: spark.read.schema(strings).json(uris).write.mode("overwrite").parquet(str(out))),
+        ("ingest: reading the lines (numbering pass)", numbering),
+        ("ingest: text + from_json (no-op)", consume(parsed)),
+        ("ingest: parse + classify (no-op)", consume(classified)),
+        ("ingest: parse + classify + staged write, no dedup", staged_without_dedup),
+    ]
+    parts = []
+    for name, step in steps:
+        started = time.monotonic()
+        step()
+        parts.append((name, time.monotonic() - started))
+        progress(f"breakdown: {name}: {parts[-1][1]:.1f}s")
+    shutil.rmtree(out, ignore_errors=True)
+    return parts
 
 
 def table(rows: list[Row]) -> str:
@@ -192,6 +268,13 @@ def table(rows: list[Row]) -> str:
             f"{row.plain_rate:>12,.0f} {row.ratio:>6.2f}  {target}"
         )
     out.append("events/s = landing lines (valid + bad) per second; ratio = ingest ev/s / plain ev/s")
+    for row in rows:
+        if row.parts:
+            out.append("")
+            out.append(f"breakdown at {row.target:,} (share of the plain copy's {row.plain_s:.1f} s; "
+                       f"ratio {TARGET_RATIO} allows the ingest {row.plain_s / TARGET_RATIO:.1f} s)")
+            for name, seconds in [("full ingest", row.ingest_s), *row.parts]:
+                out.append(f"  {name:<52} {seconds:>7.1f} s {seconds / row.plain_s:>6.2f}")
     return "\n".join(out)
 
 
@@ -208,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], help="extra config overrides KEY=VALUE")
     parser.add_argument("--plain-first", action="store_true", help="time the plain copy before the ingest")
     parser.add_argument("--verbose", action="store_true", help="show the pipelines' INFO logs")
+    parser.add_argument("--breakdown", action="store_true", help="also time the ingest's pieces on their own")
     args = parser.parse_args(argv)
     if args.smoke:
         args.events = [SMOKE_EVENTS]

@@ -25,7 +25,15 @@ from pyspark.sql.window import Window
 from pipelines.config import ClickmlConfig
 from pipelines.ingest import reasons
 from pipelines.ingest.parse import classify, parse_fields
-from pipelines.ingest.reader import LandingFile, NumberingError, RawRecords, list_landing_files, read_raw, source_location
+from pipelines.ingest.reader import (
+    LandingFile,
+    NumberingError,
+    RawRecords,
+    list_landing_files,
+    read_raw,
+    session_settings,
+    source_location,
+)
 from pipelines.ingest.staging import (
     StagedFiles,
     check_against_table,
@@ -314,7 +322,7 @@ def stage_batch(
     bronze: StagedFiles | None = None
     quarantine: StagedFiles | None = None
     try:
-        with raw.scan_settings(spark):
+        with raw.scan_settings(spark), session_settings(spark, write_settings(spark, raw.input_bytes)):
             write_parquet(staged_frame, bronze_location, folder, ["event_date"], compression)
         records = raw.records()
         described = describe(spark, bronze_location, list_parquet(bronze_location, folder), ["event_date"])
@@ -338,6 +346,26 @@ def stage_batch(
         quarantined_by_reason={r: counts[r] for r in reasons.ALL if counts.get(r)},
         duplicates_in_batch=counts.get(OUTCOME_DUPLICATE, 0), duplicates_in_bronze=duplicates_in_bronze,
     )
+
+
+DEDUP_PARTITION_BYTES = 32 * 1024 * 1024
+"""Landing bytes per partition of the in-batch deduplication shuffle: small enough that a
+partition's sort stays in memory (a shuffle sized by `spark.sql.shuffle.partitions` alone spilled
+gigabytes at 10M events); adaptive execution coalesces partitions that turn out small."""
+CONCURRENT_WRITERS = 64
+"""Open Parquet writers per task for the partitioned write (one per event date of the task)."""
+
+
+def write_settings(spark: SparkSession, input_bytes: int) -> dict[str, str]:
+    """Session settings for the staged write: the deduplication shuffle sized by the input, and
+    the partitioned write without a second sort (the window leaves the rows sorted by event id;
+    concurrent writers, one per event date, take them in that order)."""
+    partitions = max(int(spark.conf.get("spark.sql.shuffle.partitions") or 1), -(-input_bytes // DEDUP_PARTITION_BYTES))
+    return {
+        "spark.sql.shuffle.partitions": str(partitions),
+        "spark.sql.optimizer.plannedWrite.enabled": "false",
+        "spark.sql.maxConcurrentOutputFileWriters": str(CONCURRENT_WRITERS),
+    }
 
 
 def staged_rows(outcomes: DataFrame, source: SourceConfig, batch_id: str, ingested_at: F.Column) -> DataFrame:

@@ -152,9 +152,10 @@ def test_per_file_numbering_detects_files_sharing_a_partition(spark, tmp_path):
 def test_per_file_numbering_is_chosen_for_large_enough_files():
     mib = 1024 * 1024
     files = lambda *sizes: [LandingFile(f"f{i}", f"file:/f{i}", s) for i, s in enumerate(sizes)]  # noqa: E731
-    assert per_file_numbering(files(8 * mib, 6 * mib))
+    assert per_file_numbering(files(100 * mib, 80 * mib))
     assert not per_file_numbering(files(mib, 2 * mib))  # small files: a task each costs more than a scan
-    assert not per_file_numbering(files(8 * mib, 200 * mib))  # too large to read whole in one task
+    assert not per_file_numbering(files(14 * mib, 14 * mib))  # measured slower than the numbering pass at 10M
+    assert not per_file_numbering(files(100 * mib, 200 * mib))  # too large to read whole in one task
     assert not per_file_numbering([])
 
 
