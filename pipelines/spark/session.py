@@ -64,6 +64,15 @@ def session_settings(config: ClickmlConfig, delta_jars: bool | None = None) -> d
     return conf
 
 
+def discovery_script_path(config: ClickmlConfig) -> str:
+    """The GPU discovery script as Spark must be given it: a relative path is taken from the
+    project root (the config directory's parent), not from wherever the job was started."""
+    script = config.spark.gpu.discovery_script or ""
+    if not script or "://" in script or Path(script).is_absolute():
+        return script
+    return str(Path(config.conf_dir).resolve().parent / script)
+
+
 def _gpu_settings(config: ClickmlConfig) -> dict[str, str]:
     gpu = config.spark.gpu
     if not gpu.enabled:
@@ -73,8 +82,9 @@ def _gpu_settings(config: ClickmlConfig) -> dict[str, str]:
         "spark.task.resource.gpu.amount": _number(gpu.task_amount),
     }
     if gpu.discovery_script:
-        conf["spark.executor.resource.gpu.discoveryScript"] = gpu.discovery_script
-        conf["spark.driver.resource.gpu.discoveryScript"] = gpu.discovery_script
+        script = discovery_script_path(config)
+        conf["spark.executor.resource.gpu.discoveryScript"] = script
+        conf["spark.driver.resource.gpu.discoveryScript"] = script
     if gpu.vendor:
         conf["spark.executor.resource.gpu.vendor"] = gpu.vendor
     return conf

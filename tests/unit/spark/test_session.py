@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pipelines.config import load_config
 from pipelines.spark import build_session, session_settings
 from pipelines.spark.session import DELTA_EXTENSION, delta_jars_on_classpath, merge_with_submitted
-from tests.conftest import make_config
+from tests.conftest import CONF_DIR, make_config
 
 
 def test_local_defaults(tmp_path):
@@ -45,6 +48,17 @@ def test_gpu_resources_when_the_profile_asks(tmp_path):
     assert settings["spark.task.resource.gpu.amount"] == "0.5"
     assert settings["spark.executor.resource.gpu.discoveryScript"] == "/opt/spark/getGpus.sh"
     assert settings["spark.executor.resource.gpu.vendor"] == "nvidia.com"
+
+
+def test_gpu_profile_discovery_script_does_not_depend_on_the_working_directory(tmp_path, monkeypatch):
+    # Bug: the GPU profile's relative script path was handed to Spark as given, so a job started
+    # outside the project root (an Airflow worker, a notebook) named a script that did not exist.
+    config = load_config(profile="gpu", conf_dir=CONF_DIR, overrides=[f"lake.root={tmp_path}"], env={})
+    monkeypatch.chdir(tmp_path)
+    settings = session_settings(config, delta_jars=False)
+    script = Path(settings["spark.driver.resource.gpu.discoveryScript"])
+    assert script.is_absolute() and script.is_file()
+    assert settings["spark.executor.resource.gpu.discoveryScript"] == str(script)
 
 
 def test_delta_extension_only_with_the_jars(tmp_path):
