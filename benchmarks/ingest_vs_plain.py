@@ -190,7 +190,7 @@ def breakdown(spark, config, landing: str, end: dt.datetime, root: Path) -> list
     from pyspark.sql import types as T
 
     from pipelines.ingest import stage
-    from pipelines.ingest.parse import classify, parse_fields
+    from pipelines.ingest.parse import parse_fields
     from pipelines.ingest.reader import list_landing_files, read_raw
     from pipelines.sources import load_source
 
@@ -215,14 +215,10 @@ def breakdown(spark, config, landing: str, end: dt.datetime, root: Path) -> list
         return parse_fields(raw_holder[0].frame, source)
 
     def classified():
-        return classify(
-            parsed(), source, config.ingest.max_event_age_hours, config.ingest.future_tolerance_minutes,
-            F.lit(end).cast("timestamp"),
-        )
+        return stage.classify_records(config, source, raw_holder[0].frame, end)
 
     def staged_without_dedup() -> None:
         frame = classified().withColumn("outcome", F.coalesce("reason", F.lit(stage.OUTCOME_BRONZE)))
-        frame = frame.withColumn("raw", F.when(F.col("reason").isNotNull(), F.col("raw")))
         rows = stage.staged_rows(frame, source, "breakdown", F.current_timestamp())
         with raw_holder[0].scan_settings(spark):
             rows.write.mode("overwrite").partitionBy("event_date").parquet(str(out))

@@ -528,6 +528,16 @@ def _write_audit(spark, lake: Lake, config: ClickmlConfig, result: IngestResult,
     lake.write(frame, config.tables.ingest_audit, mode="append", txn=Txn.for_batch(APP_ID, result.batch_id))
 
 
+def classify_records(config: ClickmlConfig, source: SourceConfig, raw: DataFrame, reference_time: dt.datetime) -> DataFrame:
+    """Raw records parsed and classified (`reason` null for a valid event). Only quarantined
+    records keep their text: valid ones need none, and this keeps the deduplication shuffle narrow."""
+    classified = classify(
+        parse_fields(raw, source), source, config.ingest.max_event_age_hours,
+        config.ingest.future_tolerance_minutes, F.lit(reference_time).cast("timestamp"),
+    )
+    return classified.withColumn("raw", F.when(F.col("reason").isNotNull(), F.col("raw")))
+
+
 def label_outcomes(
     spark: SparkSession,
     lake: Lake,
@@ -543,13 +553,8 @@ def label_outcomes(
     order is kept. Duplicates of rows already in bronze are found after the write
     (`drop_existing`).
     """
-    classified = classify(
-        parse_fields(raw, source), source, config.ingest.max_event_age_hours,
-        config.ingest.future_tolerance_minutes, F.lit(reference_time).cast("timestamp"),
-    )
+    classified = classify_records(config, source, raw, reference_time)
     valid = F.col("reason").isNull()
-    # Only quarantined records keep their text: valid ones need none, and this keeps the shuffle narrow.
-    classified = classified.withColumn("raw", F.when(~valid, F.col("raw")))
     # Valid records rank by event id; a quarantined one is a partition of its own (its file and
     # line), so quarantined records spread over the shuffle and never count as an occurrence of an
     # event id. The event id leads the sort before the window (the sort compares its prefix).
