@@ -31,7 +31,9 @@ pack-env:
 	$(PACK_ENV_DIR)/bin/pip install --quiet -c constraints.txt . venv-pack==0.2.0
 	mkdir -p dist && rm -f dist/clickml-env.tar.gz
 	$(PACK_ENV_DIR)/bin/venv-pack --prefix $(PACK_ENV_DIR) --output dist/clickml-env.tar.gz
+	chmod 644 dist/clickml-env.tar.gz
 	@echo "spark-submit --archives dist/clickml-env.tar.gz#environment --conf spark.pyspark.python=./environment/bin/python jobs/<job>.py ..."
+	@echo "The archive holds the packages, not the interpreter: executors need Python $$(sed -n 's/^version = //p' $(PACK_ENV_DIR)/pyvenv.cfg) at $$(sed -n 's/^home = //p' $(PACK_ENV_DIR)/pyvenv.cfg) (PYTHON=... picks the one to build with)."
 
 ## browser-deps: headless Chromium + chromedriver for the Airflow UI test (Debian, as root; skipped otherwise)
 browser-deps:
