@@ -72,9 +72,18 @@ def write_delta_spark(
             if "schema" in text.lower() or "partition" in text.lower():
                 raise SchemaMismatchError(str(location), text.splitlines()[0]) from exc
             raise LakeError(str(location), f"Delta write failed: {text.splitlines()[0]}") from exc
-    table = deltalog.open_table(location)
-    version = table.version() if table is not None else None
-    return CommitResult(str(location), version, attempts=attempt, write_id=write_id)
+    try:
+        result = deltalog.spark_commit_result(location, write_id)
+    except LakeError:
+        done = deltalog.transaction_version(location, txn.app_id) if txn is not None else None
+        if txn is None or done is None or done < txn.version:
+            raise
+        # Delta skips a write whose txnAppId/txnVersion it already holds (another writer got
+        # there first): no commit of ours.
+        log.info("%s: transaction %s v%s was committed by another writer; nothing written", location, txn.app_id, done)
+        return CommitResult(str(location), None, skipped=True, attempts=attempt)
+    result.attempts = attempt
+    return result
 
 
 def _replace_where(partitions: Sequence[dict], df: DataFrame) -> str:

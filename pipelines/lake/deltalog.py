@@ -6,6 +6,7 @@ engine) can be committed, and tables can be inspected from any Python process.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -227,7 +228,7 @@ def history(location: TableLocation, limit: int | None = None) -> list[HistoryEn
                 timestamp_ms=int(commit.get("timestamp", 0)),
                 operation=str(operation),
                 rows_added=None if rows is None else int(rows),
-                write_id=commit.get(COMMIT_WRITE_ID),
+                write_id=write_id_of(commit),
                 parameters=dict(commit.get("operationParameters") or {}),
             )
         )
@@ -436,6 +437,49 @@ def _partition_string(value: Any) -> str | None:
         text = value.isoformat(sep=" ") if hasattr(value, "hour") else value.isoformat()
         return text
     return str(value)
+
+
+def write_id_of(commit: dict[str, Any]) -> str | None:
+    """Our write id in a commitInfo: a key of its own (delta-rs commits) or inside the JSON
+    `userMetadata` (Delta Spark commits, `option("userMetadata", ...)`)."""
+    if commit.get(COMMIT_WRITE_ID):
+        return str(commit[COMMIT_WRITE_ID])
+    metadata = commit.get("userMetadata")
+    if isinstance(metadata, str) and metadata.startswith("{"):
+        try:
+            value = json.loads(metadata).get(COMMIT_WRITE_ID)
+        except ValueError:
+            return None
+        return None if value is None else str(value)
+    return None
+
+
+def _metric(metrics: dict[str, Any], *names: str) -> int:
+    for name in names:
+        if metrics.get(name) is not None:
+            return int(metrics[name])  # Delta Spark writes its metrics as strings
+    return 0
+
+
+def spark_commit_result(location: TableLocation, write_id: str, lookback: int = 100) -> CommitResult:
+    """The result of a Delta Spark write, read back from its commit (found by our write id among
+    the last `lookback` commits): version, rows and files added, files removed.
+
+    Raises `LakeError` when the commit is not found (the write did not commit, or more than
+    `lookback` commits landed after it)."""
+    table = open_table(location)
+    if table is not None:
+        for commit in table.history(lookback):
+            if write_id_of(commit) == write_id:
+                metrics = commit.get("operationMetrics") or {}
+                return CommitResult(
+                    str(location), int(commit["version"]),
+                    files_added=_metric(metrics, "numFiles", "numAddedFiles", "num_added_files"),
+                    files_removed=_metric(metrics, "numRemovedFiles", "num_removed_files"),
+                    rows_added=_metric(metrics, "numOutputRows", "num_added_rows"),
+                    write_id=write_id,
+                )
+    raise LakeError(str(location), f"no commit with write id {write_id} among its last {lookback} commits")
 
 
 def _committed_version(location: TableLocation, write_id: str) -> int:

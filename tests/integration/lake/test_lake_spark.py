@@ -284,5 +284,6 @@ def test_delta_spark_writer_when_the_jars_are_present(spark, tmp_path):
             "io.delta:delta-spark_4.1_2.13); the delta-spark writer is exercised on clusters that ship them"
         )
     lake = Lake(make_config(tmp_path, "lake.writer=delta-spark"), spark)
-    lake.write(spark.range(5).withColumn("day", F.current_date()), "test.native", partition_by=["day"])
+    written = lake.write(spark.range(5).withColumn("day", F.current_date()), "test.native", partition_by=["day"])
     assert lake.read("test.native").count() == 5
+    assert (written.version, written.rows_added) == (0, 5) and written.files_added >= 1

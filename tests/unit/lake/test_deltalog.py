@@ -153,3 +153,33 @@ def test_unsupported_reader_features_are_refused(tmp_path, feature):
     handmade_table_with_feature(tmp_path / "lakehouse" / "test" / "fancy", feature)
     with pytest.raises(UnsupportedTableError, match=rf"table test.fancy .*uses Delta reader feature\(s\) {feature}"):
         deltalog.snapshot(loc)
+
+
+def _append_spark_style_commit(location, version, user_metadata, metrics):
+    """A commit as Delta Spark writes it: our write id inside `userMetadata`, string metrics."""
+    import json
+    from pathlib import Path
+
+    info = {
+        "commitInfo": {
+            "timestamp": 1700000000000, "operation": "WRITE", "operationParameters": {"mode": "Append"},
+            "isBlindAppend": True, "operationMetrics": metrics, "userMetadata": user_metadata,
+            "engineInfo": "Apache-Spark/4.1.3 Delta-Lake/4.1.0",
+        }
+    }
+    (Path(location.uri) / "_delta_log" / f"{version:020d}.json").write_text(json.dumps(info) + "\n")
+
+
+def test_spark_commit_result_reads_rows_and_files_from_a_delta_spark_commit(location):
+    # Bug: write_delta_spark returned rows_added=0 for every write, so the ingest's commit check
+    # failed after the commit had landed with lake.writer=delta-spark.
+    commit(location, batch([1, 2]))
+    _append_spark_style_commit(
+        location, 1, '{"clickml.write_id": "w-spark"}', {"numFiles": "3", "numOutputRows": "42", "numOutputBytes": "9"}
+    )
+    _append_spark_style_commit(location, 2, "not json", {"numFiles": "1", "numOutputRows": "1"})
+    result = deltalog.spark_commit_result(location, "w-spark")
+    assert (result.version, result.rows_added, result.files_added, result.files_removed) == (1, 42, 3, 0)
+    assert [e.write_id for e in deltalog.history(location)][:2] == [None, "w-spark"]
+    with pytest.raises(deltalog.LakeError, match="no commit with write id w-other"):
+        deltalog.spark_commit_result(location, "w-other")
