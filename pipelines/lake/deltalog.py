@@ -168,11 +168,11 @@ def snapshot(
     if actions.num_rows:
         wanted = None
         if partition_filters:
-            wanted = {_decode(p) for p in _filtered_paths(table, location, partition_filters)}
+            wanted = set(_filtered_paths(table, location, partition_filters))
         columns = actions.to_pydict()
         for i, raw_path in enumerate(columns["path"]):
             path = _decode(raw_path)
-            if wanted is not None and path not in wanted:
+            if wanted is not None and _match_key(raw_path) not in wanted:
                 continue
             values = {c: columns[f"partition.{c}"][i] for c in partition_columns}
             records = columns.get("num_records", [None] * actions.num_rows)[i]
@@ -194,14 +194,30 @@ def snapshot(
     )
 
 
-def _filtered_paths(table: DeltaTable, location: TableLocation, filters: Sequence[tuple[str, str, Any]]) -> list[str]:
-    prefix = location.uri.rstrip("/") + "/"
-    uris = table.file_uris(file_pruning_predicate=list(filters))
-    stripped = []
-    for uri in uris:
-        plain = uri[len("file://"):] if uri.startswith("file://") else uri
-        stripped.append(plain[len(prefix):] if plain.startswith(prefix) else plain.rsplit(location.uri.rstrip("/") + "/", 1)[-1])
-    return stripped
+def _filtered_paths(table: DeltaTable, location: TableLocation, filters: Sequence[tuple[str, str, Any]]) -> set[str]:
+    """Match keys (`_match_key`) of the files that `filters` keep, relative to the table root."""
+    root = _match_key(location.uri).rstrip("/") + "/"
+    keys = set()
+    for uri in table.file_uris(file_pruning_predicate=list(filters)):
+        plain = _match_key(uri)
+        if plain.startswith("file://") and not root.startswith("file://"):
+            plain = plain[len("file://"):]
+        if not plain.startswith(root):
+            raise LakeError(str(location), f"delta-rs listed {uri}, which is not under the table root")
+        keys.add(plain[len(root):])
+    return keys
+
+
+def _match_key(path: str) -> str:
+    """`path` with every percent-escape undone: only to match paths, never to open them.
+
+    delta-rs escapes a local table root in `file_uris` but not in the add paths, and decodes the
+    add paths once (a partition folder Spark named `city=New York%2FNY` keeps its `%2F`), so the
+    two sides are compared fully decoded."""
+    previous = None
+    while previous != path:
+        previous, path = path, _decode(path)
+    return path
 
 
 def _decode(path: str) -> str:

@@ -183,3 +183,18 @@ def test_spark_commit_result_reads_rows_and_files_from_a_delta_spark_commit(loca
     assert [e.write_id for e in deltalog.history(location)][:2] == [None, "w-spark"]
     with pytest.raises(deltalog.LakeError, match="no commit with write id w-other"):
         deltalog.spark_commit_result(location, "w-other")
+
+
+def test_partition_filters_keep_files_under_roots_and_values_that_need_escaping(tmp_path):
+    # Bug: with partition filters, files were matched on paths decoded once on one side and
+    # twice (or not at all) on the other, so a lake root with a space, or a partition value that
+    # Spark escapes ("New York/NY" -> folder "New York%2FNY"), gave an empty snapshot.
+    location = table_location(make_config(tmp_path / "my lake").lake, "test.events")
+    table = pa.concat_tables([batch([1, 2]), batch([3], day="New York%2FNY"), batch([4], day="50%25 off")])
+    commit(location, table)
+    for value, ids in (("2024-01-01", [1, 2]), ("New York/NY", [3]), ("50% off", [4])):
+        snap = deltalog.snapshot(location, partition_filters=[("day", "=", value)])
+        assert [f.partition_values["day"] for f in snap.files] == [value]
+        assert sum(f.num_records for f in snap.files) == len(ids)
+    both = deltalog.snapshot(location, partition_filters=[("day", "in", ["2024-01-01", "New York/NY"])])
+    assert sum(f.num_records for f in both.files) == 3
