@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import time
+from urllib.parse import unquote
 from dataclasses import dataclass, field
 
 import pyarrow.fs as pafs
@@ -30,13 +33,14 @@ def vacuum(location: TableLocation, retention_hours: float, dry_run: bool = Fals
 
     Covers files removed by overwrites (past the retention, so time travel inside it still
     works), files of writes that crashed before their commit, and Spark's `_temporary`
-    leftovers of a write that died mid-job.
+    leftovers of a write that died mid-job. delta-rs counts the retention in whole hours: a
+    fraction is rounded up (0.5 keeps files for an hour; only 0 deletes every unreferenced file).
     """
     table = deltalog.open_table(location)
     if table is None:
         raise TableNotFoundError(str(location), "does not exist")
     deleted = table.vacuum(
-        retention_hours=int(retention_hours),
+        retention_hours=math.ceil(retention_hours),
         dry_run=dry_run,
         enforce_retention_duration=False,
         full=True,
@@ -52,16 +56,25 @@ def vacuum(location: TableLocation, retention_hours: float, dry_run: bool = Fals
 
 
 def _clean_staging(location: TableLocation, table, retention_hours: float, dry_run: bool) -> list[str]:
-    """Delete `write-*` folders that hold no live file and were last touched before the cutoff."""
+    """Delete `write-*` folders that hold no file of the latest version nor a file removed inside
+    the retention (time travel reads those), and were last touched before the cutoff."""
     import pyarrow as pa
 
     fs, base = filesystem_for(location)
-    live_dirs = {p.split("/", 1)[0] for p in pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()}
     cutoff = time.time() - retention_hours * 3600
+    recent = _recently_removed_dirs(fs, base, table, cutoff)
+    if recent is None:
+        log.warning(
+            "%s: a commit inside the %sh retention could not be read; abandoned write folders are kept this time",
+            location, retention_hours,
+        )
+        return []
+    live_paths = pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()
+    keep = {unquote(p).split("/", 1)[0] for p in live_paths} | recent
     removed = []
     for info in fs.get_file_info(pafs.FileSelector(base, recursive=False, allow_not_found=True)):
         name = info.path.rsplit("/", 1)[-1]
-        if info.type != pafs.FileType.Directory or not name.startswith(STAGING_PREFIX) or name in live_dirs:
+        if info.type != pafs.FileType.Directory or not name.startswith(STAGING_PREFIX) or name in keep:
             continue
         files = fs.get_file_info(pafs.FileSelector(info.path, recursive=True))
         newest = max((f.mtime.timestamp() for f in files if f.mtime), default=0.0)
@@ -71,3 +84,22 @@ def _clean_staging(location: TableLocation, table, retention_hours: float, dry_r
             fs.delete_dir(info.path)
         removed.append(name)
     return sorted(removed)
+
+
+def _recently_removed_dirs(fs: pafs.FileSystem, base: str, table, cutoff: float) -> set[str] | None:
+    """Top-level folders of the files that commits at or after `cutoff` removed: versions inside
+    the retention still read them. Walks the commit files back from the latest; None when one it
+    needs is missing (the log was cleaned further than the retention reaches)."""
+    folders: set[str] = set()
+    for version in range(table.version(), -1, -1):
+        try:
+            with fs.open_input_stream(f"{base}/_delta_log/{version:020d}.json") as stream:
+                lines = stream.read().decode("utf-8").splitlines()
+        except (FileNotFoundError, OSError):
+            return None
+        actions = [json.loads(line) for line in lines if line.strip()]
+        info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+        if info.get("timestamp") is not None and info["timestamp"] / 1000 < cutoff:
+            return folders
+        folders |= {unquote(a["remove"]["path"]).split("/", 1)[0] for a in actions if "remove" in a}
+    return folders
