@@ -229,7 +229,8 @@ class SilverConfig(Section):
     session_gap_minutes: float = Field(default=30.0, gt=0)
     """Inactivity gap that starts a new session (a gap exactly this long starts a new one)."""
     max_session_hours: float = Field(default=24.0, gt=0)
-    """Events this far before a reprocessed day are re-read so sessions crossing midnight are rebuilt whole."""
+    """Longest session an incremental rebuild keeps whole, rounded up to whole days: the days this far
+    around a day with new events are rebuilt, and as many again are read as context."""
     bots: BotRulesConfig = Field(default_factory=BotRulesConfig)
     """The bot/abuse rules."""
 

@@ -1,16 +1,20 @@
 """The silver stage: bronze.events -> silver.events, silver.sessions, silver.bot_users.
 
 Incremental by event date: the dates touched by ingest batches that silver has not processed yet
-(from the ingest audit) are rebuilt, together with their neighbouring days, so late events and
-sessions crossing midnight are handled; one more day on each side is read as context so that a
-session that starts before the rebuilt range keeps its id. Sessions longer than a day (bots) may
-be cut at the edge of the context; the bot filter removes such users anyway.
+(from the ingest audit) are rebuilt, together with the days a session through them can reach
+(`silver.max_session_hours`, in whole days: one by default), so late events and sessions crossing
+midnight are handled; as many days again on each side are read as context, so that a session
+that starts before the rebuilt range keeps its id and the bot flags of those days apply to the
+sessions crossing into it. A session longer than `max_session_hours` may be cut at the edge of
+the context, and a `giant_session` flag on the context's outermost day may see only part of its
+session.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -85,9 +89,7 @@ def run(config: ClickmlConfig, spark: SparkSession, lake: Lake | None = None, fu
             _record_progress(spark, lake, config, batches)
         log.info("silver: nothing to rebuild")
         return result
-    one = dt.timedelta(days=1)
-    rebuild = sorted({d + k * one for d in touched for k in (-1, 0, 1)})
-    context = sorted({d + k * one for d in rebuild for k in (-1, 0, 1)})
+    rebuild, context = rebuild_days(touched, config.silver.max_session_hours)
     log.info("silver: %d new batch(es) touch %d day(s); rebuilding %s..%s", len(batches), len(touched), rebuild[0], rebuild[-1])
 
     bronze = lake.read(tables.bronze_events, partition_filters=[("event_date", "in", [d.isoformat() for d in context])])
@@ -97,13 +99,15 @@ def run(config: ClickmlConfig, spark: SparkSession, lake: Lake | None = None, fu
     )
     sessionized = sessionize(events, config.silver.session_gap_minutes).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        bots = flag_bots(sessionized, config.silver.bots).where(F.col("event_date").isin(rebuild))
-        bots = bots.persist(StorageLevel.MEMORY_AND_DISK)
+        # Flags of every day read: a bot's events on a context day leave the sessions that cross
+        # into the rebuilt days as they do in a full build. Only the rebuilt days are written.
+        bots = flag_bots(sessionized, config.silver.bots).persist(StorageLevel.MEMORY_AND_DISK)
         flagged = bots.select("user_id", "event_date")
         clean = sessionized.join(F.broadcast(flagged), ["user_id", "event_date"], "left_anti")
         rebuilt_days = [{"event_date": d} for d in rebuild]
         written = lake.write(
-            bots.select("user_id", "rules", "events", "event_date"), tables.silver_bot_users,
+            bots.where(F.col("event_date").isin(rebuild)).select("user_id", "rules", "events", "event_date"),
+            tables.silver_bot_users,
             mode="overwrite_partitions", partition_by=["event_date"], replace_partitions=rebuilt_days,
         )
         result.bot_user_days = written.rows_added
@@ -125,6 +129,16 @@ def run(config: ClickmlConfig, spark: SparkSession, lake: Lake | None = None, fu
     result.dates, result.batches, result.seconds = rebuild, len(batches), time.time() - started
     log.info("%s", result.report())
     return result
+
+
+def rebuild_days(touched: list[dt.date], max_session_hours: float) -> tuple[list[dt.date], list[dt.date]]:
+    """(days to rebuild, days to read): the touched days and the days a session through them can
+    reach (`max_session_hours` rounded up to whole days), then as many days again as context."""
+    reach = max(1, math.ceil(max_session_hours / 24))
+    one = dt.timedelta(days=1)
+    rebuild = sorted({d + k * one for d in touched for k in range(-reach, reach + 1)})
+    context = sorted({d + k * one for d in rebuild for k in range(-reach, reach + 1)})
+    return rebuild, context
 
 
 def _record_progress(spark: SparkSession, lake: Lake, config: ClickmlConfig, batches: list[str]) -> None:

@@ -59,20 +59,12 @@ def test_incremental_runs_with_late_data_equal_a_full_build(spark, tmp_path, lan
     assert sessions_signature(lake, config) == sessions_signature(full, full_config)
 
 
-def test_bots_are_removed_and_recorded(spark, tmp_path):
-    config = make_config(tmp_path, "silver.bots.max_events_per_minute=20", "silver.bots.sustained_minutes=3")
-    lake = Lake(config, spark)
-    t0 = dt.datetime(2024, 3, 1, 12, 0)
-    day = t0.date()
-    rows = []
-    for k in range(10):  # a human: 10 events over 20 minutes
-        rows.append((f"h{k}", t0 + dt.timedelta(minutes=2 * k), "human"))
-    for k in range(5 * 60):  # a bot: one event a second for 5 minutes
-        rows.append((f"b{k}", t0 + dt.timedelta(seconds=k), "bot"))
+def write_bronze_batch(spark, lake, config, batch_id, rows):
+    """Hand-made bronze rows (event id, time, user) and their audit row, as an ingest batch."""
     bronze = spark.createDataFrame(
         [
             (eid, ts, "product_view", user, "c1", "p1", None, None, 1.0, "USD", "desktop", "direct", "FR", "test",
-             "file:/x", 1, "batch-1", ts, day)
+             "file:/x", 1, batch_id, ts, ts.date())
             for eid, ts, user in rows
         ],
         "event_id string, event_time timestamp, event_type string, user_id string, session_id string, "
@@ -82,8 +74,21 @@ def test_bots_are_removed_and_recorded(spark, tmp_path):
     ).select(*BRONZE_COLUMNS)
     lake.write(bronze, config.tables.bronze_events, partition_by=["event_date"])
     audit = {name: None for name in AUDIT_SCHEMA.fieldNames()}
-    audit.update(batch_id="batch-1", source="test", mode="interval", event_dates=[day], files=1, file_list=[])
+    dates = sorted({ts.date() for _, ts, _ in rows})
+    audit.update(batch_id=batch_id, source="test", mode="interval", event_dates=dates, files=1, file_list=[])
     lake.write(spark.createDataFrame([tuple(audit[f] for f in AUDIT_SCHEMA.fieldNames())], AUDIT_SCHEMA), config.tables.ingest_audit)
+
+
+def test_bots_are_removed_and_recorded(spark, tmp_path):
+    config = make_config(tmp_path, "silver.bots.max_events_per_minute=20", "silver.bots.sustained_minutes=3")
+    lake = Lake(config, spark)
+    t0 = dt.datetime(2024, 3, 1, 12, 0)
+    rows = []
+    for k in range(10):  # a human: 10 events over 20 minutes
+        rows.append((f"h{k}", t0 + dt.timedelta(minutes=2 * k), "human"))
+    for k in range(5 * 60):  # a bot: one event a second for 5 minutes
+        rows.append((f"b{k}", t0 + dt.timedelta(seconds=k), "bot"))
+    write_bronze_batch(spark, lake, config, "batch-1", rows)
 
     result = silver.run(config, spark, lake=lake)
     assert result.bot_user_days == 1
@@ -112,3 +117,31 @@ def test_heavy_users_are_caught_and_do_not_disturb_normal_sessions(spark, tmp_pa
     assert lake.read(config.tables.silver_events).where(heavy).count() == 0
     truth = lake.read(config.tables.truth_sessions).where(~F.col("is_heavy"))
     assert result.sessions_written == truth.count()
+
+
+def test_a_bot_day_read_as_context_leaves_the_session_crossing_into_the_rebuilt_days(spark, tmp_path):
+    # Bug: bot flags were applied only on the rebuilt days, so when a late event rebuilt Mar 2..4,
+    # the bot's flagged Mar 1 events (context) stayed in the session crossing midnight; that
+    # session then started on Mar 1, outside the rebuilt days, and its Mar 2 summary vanished.
+    config = make_config(tmp_path, "silver.bots.max_events_per_minute=20", "silver.bots.sustained_minutes=3")
+    lake = Lake(config, spark)
+    t0 = dt.datetime(2024, 3, 1, 12, 0)
+    rows = [(f"b{k}", t0 + dt.timedelta(seconds=k), "bot") for k in range(5 * 60)]  # flagged on Mar 1
+    midnight = dt.datetime(2024, 3, 2)
+    rows += [(f"m{k}", midnight + dt.timedelta(minutes=m), "bot") for k, m in enumerate((-10, -5, 5, 10))]
+    rows += [("h1", dt.datetime(2024, 3, 2, 9), "human")]
+    write_bronze_batch(spark, lake, config, "batch-1", rows)
+
+    def bot_sessions():
+        return sorted(
+            (r.session_start, r.events)
+            for r in lake.read(config.tables.silver_sessions).where(F.col("user_id") == "bot").collect()
+        )
+
+    silver.run(config, spark, lake=lake)
+    expected = [(dt.datetime(2024, 3, 2, 0, 5), 2)]  # the Mar 2 part of the crossing session
+    assert bot_sessions() == expected
+    write_bronze_batch(spark, lake, config, "batch-2", [("late", dt.datetime(2024, 3, 3, 8), "human")])
+    assert silver.run(config, spark, lake=lake).dates == [dt.date(2024, 3, d) for d in (2, 3, 4)]
+    assert bot_sessions() == expected
+    assert [r.event_date for r in lake.read(config.tables.silver_bot_users).collect()] == [dt.date(2024, 3, 1)]

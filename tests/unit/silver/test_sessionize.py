@@ -103,3 +103,17 @@ def test_summary(spark):
     assert first.duration_seconds == 120.0 and first.session_date == dt.date(2024, 1, 1)
     assert first.device == "mobile" and first.referrer == "search"
     assert (second.events, second.searches, second.converted, second.revenue, second.duration_seconds) == (1, 1, False, 0.0, 0.0)
+
+
+def test_rebuild_days_reach_as_far_as_the_longest_session():
+    # Bug: silver.max_session_hours was read by nothing; the reach was one day whatever it said.
+    from pipelines.silver.stage import rebuild_days
+
+    day = dt.date(2024, 1, 10)
+    rebuild, context = rebuild_days([day], 24)
+    assert (rebuild[0], rebuild[-1], context[0], context[-1]) == (
+        dt.date(2024, 1, 9), dt.date(2024, 1, 11), dt.date(2024, 1, 8), dt.date(2024, 1, 12)
+    )
+    rebuild, context = rebuild_days([day], 30)  # rounded up to two days
+    assert (len(rebuild), len(context)) == (5, 9)
+    assert rebuild_days([day], 2)[0] == rebuild_days([day], 24)[0]
