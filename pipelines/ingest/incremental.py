@@ -2,14 +2,17 @@
 
 Each file is taken exactly once: the stream's checkpoint records which files every micro-batch
 holds before the batch runs, and a batch that dies is re-run after a restart with the same epoch
-id and the same files. The epoch id is part of the batch id, so the Delta transaction ids make
-the re-run finish the batch without duplicating what it had committed.
+id and the same files. The batch id is the stream's query id (kept in the checkpoint) plus the
+epoch id, so the Delta transaction ids make the re-run finish the batch without duplicating what
+it had committed, and a new checkpoint (its epochs start at 0 again) never meets the batch ids of
+an old one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -21,6 +24,15 @@ from pipelines.lake import Lake
 from pipelines.sources import SourceConfig
 
 log = logging.getLogger(__name__)
+
+
+QUERY_ID_WAIT_SECONDS = 120
+
+
+def stream_batch_id(source: str, query_id: str, epoch_id: int) -> str:
+    """`<source>:stream:<query id>:<epoch>`: the query id lives in the checkpoint, so a re-run of
+    an epoch gets the same id and a new checkpoint gets new ones."""
+    return f"{source}:stream:{query_id}:{epoch_id:06d}"
 
 
 def checkpoint_location(config: ClickmlConfig, source: SourceConfig) -> str:
@@ -45,9 +57,14 @@ def ingest_incremental(config: ClickmlConfig, spark: SparkSession, lake: Lake, s
         "*", F.col("_metadata.file_path").alias("source_file"), F.col("_metadata.file_block_start").alias("source_block")
     )
     results: list[IngestResult] = []
+    query_id: list[str] = []
+    started = threading.Event()
 
     def each_batch(batch: DataFrame, epoch_id: int) -> None:
-        batch_id = f"{source.name}:stream:{epoch_id:06d}"
+        # The query id is known once start() returns, which can be just after the first batch began.
+        if not started.wait(timeout=QUERY_ID_WAIT_SECONDS):
+            raise RuntimeError(f"ingest {source.name}: the stream's query id was not known after {QUERY_ID_WAIT_SECONDS}s")
+        batch_id = stream_batch_id(source.name, query_id[0], epoch_id)
         if source.format == "parquet":
             frame = read_raw_parquet_frame(batch.drop("source_file", "source_block"), F.col("source_file"), batch)
             raw = RawRecords(frame, frame.count())
@@ -73,6 +90,8 @@ def ingest_incremental(config: ClickmlConfig, spark: SparkSession, lake: Lake, s
         .queryName(f"ingest-{source.name}")
         .start()
     )
+    query_id.append(str(query.id))
+    started.set()
     query.awaitTermination()
     if query.exception() is not None:  # pragma: no cover - awaitTermination raises already
         raise RuntimeError(f"ingest {source.name}: {query.exception()}")
