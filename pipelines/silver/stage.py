@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 from pipelines.config import ClickmlConfig
 from pipelines.lake import Lake, Txn
 from pipelines.silver.bots import flag_bots
+from pipelines.silver.dedup import first_copy_per_event
 from pipelines.silver.sessionize import sessionize, summarize_sessions
 
 log = logging.getLogger(__name__)
@@ -93,10 +94,7 @@ def run(config: ClickmlConfig, spark: SparkSession, lake: Lake | None = None, fu
     log.info("silver: %d new batch(es) touch %d day(s); rebuilding %s..%s", len(batches), len(touched), rebuild[0], rebuild[-1])
 
     bronze = lake.read(tables.bronze_events, partition_filters=[("event_date", "in", [d.isoformat() for d in context])])
-    events = (
-        bronze.dropDuplicates(["event_id"])
-        .withColumnRenamed("session_id", "client_session_id")
-    )
+    events = first_copy_per_event(bronze).withColumnRenamed("session_id", "client_session_id")
     sessionized = sessionize(events, config.silver.session_gap_minutes).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         # Flags of every day read: a bot's events on a context day leave the sessions that cross
