@@ -73,7 +73,9 @@ def _location(name: str, raw: str, storage: StorageConfig) -> TableLocation:
     if scheme == "file":
         local = urlparse(raw).path if raw.startswith("file:") else raw
         path = str(Path(local).resolve())
-        return TableLocation(name=name, uri=path, spark_uri=Path(path).as_uri(), storage_options={})
+        # Hadoop's Path takes the string as it is, with no percent-decoding: `as_uri()` would turn a
+        # space into a folder literally named `my%20lake`.
+        return TableLocation(name=name, uri=path, spark_uri=f"file://{path}", storage_options={})
     if scheme in ("s3", "s3a", "s3n"):
         rest = raw.split("://", 1)[1]
         return TableLocation(

@@ -287,3 +287,16 @@ def test_delta_spark_writer_when_the_jars_are_present(spark, tmp_path):
     written = lake.write(spark.range(5).withColumn("day", F.current_date()), "test.native", partition_by=["day"])
     assert lake.read("test.native").count() == 5
     assert (written.version, written.rows_added) == (0, 5) and written.files_added >= 1
+
+
+def test_a_lake_root_with_a_space_is_written_where_it_says(spark, tmp_path):
+    # Bug: the Spark URI of a local table was Path.as_uri() ("my%20lake"), which Hadoop takes
+    # literally: Spark wrote into a folder named "my%20lake", the commit found no files there.
+    root = tmp_path / "my lake"
+    lake = Lake(make_config(root), spark)
+    written = lake.write(frame(spark, rows(range(4))), "test.spaced", partition_by=["day"])
+    assert written.rows_added == 4
+    assert lake.read("test.spaced").count() == 4
+    assert not (tmp_path / "my%20lake").exists()
+    table_dir = Path(lake.location("test.spaced").uri)
+    assert " " in str(table_dir) and any(table_dir.rglob("*.parquet"))

@@ -10,7 +10,7 @@ def test_local_root(tmp_path):
     config = make_config(tmp_path)
     loc = table_location(config.lake, "bronze.events")
     assert loc.uri == str(tmp_path / "lakehouse" / "bronze" / "events")
-    assert loc.spark_uri == (tmp_path / "lakehouse" / "bronze" / "events").as_uri()
+    assert loc.spark_uri == "file://" + str(tmp_path / "lakehouse" / "bronze" / "events")
     assert loc.is_local and loc.storage_options == {}
 
 
