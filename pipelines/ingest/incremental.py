@@ -35,6 +35,20 @@ def stream_batch_id(source: str, query_id: str, epoch_id: int) -> str:
     return f"{source}:stream:{query_id}:{epoch_id:06d}"
 
 
+BATCH_TIME = "__batch_time"
+
+
+def batch_time(batch: DataFrame) -> dt.datetime:
+    """The micro-batch's timestamp: the reference of the time window for records without an arrival
+    time (flat layouts) and the quarantine's batch date. Spark keeps it in the checkpoint's offset
+    log, so a batch re-run after a crash classifies exactly as the first attempt did; the wall
+    clock would not."""
+    rows = batch.select(F.unix_micros(BATCH_TIME)).limit(1).collect()  # bounded: one row
+    if not rows:  # an empty micro-batch: nothing is classified
+        return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=rows[0][0])
+
+
 def checkpoint_location(config: ClickmlConfig, source: SourceConfig) -> str:
     root = config.ingest.checkpoint_root or f"{config.lake.root.rstrip('/')}/_checkpoints/ingest"
     return f"{root.rstrip('/')}/{source.name}"
@@ -54,7 +68,8 @@ def ingest_incremental(config: ClickmlConfig, spark: SparkSession, lake: Lake, s
     else:
         stream = reader.format("text").load(location.spark_uri)
     stream = stream.select(
-        "*", F.col("_metadata.file_path").alias("source_file"), F.col("_metadata.file_block_start").alias("source_block")
+        "*", F.col("_metadata.file_path").alias("source_file"), F.col("_metadata.file_block_start").alias("source_block"),
+        F.current_timestamp().alias(BATCH_TIME),  # the micro-batch's timestamp, not the wall clock
     )
     results: list[IngestResult] = []
     query_id: list[str] = []
@@ -65,6 +80,8 @@ def ingest_incremental(config: ClickmlConfig, spark: SparkSession, lake: Lake, s
         if not started.wait(timeout=QUERY_ID_WAIT_SECONDS):
             raise RuntimeError(f"ingest {source.name}: the stream's query id was not known after {QUERY_ID_WAIT_SECONDS}s")
         batch_id = stream_batch_id(source.name, query_id[0], epoch_id)
+        reference_time = batch_time(batch)
+        batch = batch.drop(BATCH_TIME)
         if source.format == "parquet":
             frame = read_raw_parquet_frame(batch.drop("source_file", "source_block"), F.col("source_file"), batch)
             raw = RawRecords(frame, frame.count())
@@ -77,7 +94,7 @@ def ingest_incremental(config: ClickmlConfig, spark: SparkSession, lake: Lake, s
         results.append(
             process_batch(
                 config, spark, lake, source, files, batch_id, "incremental", None, None,
-                reference_time=dt.datetime.now(dt.timezone.utc), raw=raw,
+                reference_time=reference_time, raw=raw,
             )
         )
 

@@ -172,6 +172,35 @@ def test_a_new_checkpoint_still_takes_new_files(spark, tmp_path, generated):
     assert new + quarantined == 1
 
 
+def test_a_rerun_micro_batch_classifies_against_the_same_time(spark, tmp_path, generated, monkeypatch):
+    # Bug: incremental batches took the wall clock as the reference of the time window (what
+    # records without an arrival time, from flat layouts, are judged against), so a batch re-run
+    # after a crash could classify a record differently from the attempt that had committed it.
+    import time
+
+    from pipelines.ingest import incremental
+
+    landing, gen = generated
+    config, lake = lake_for(spark, tmp_path, landing)
+    seen = []
+    original = incremental.process_batch
+
+    def fail_first(*args, reference_time, **kwargs):
+        seen.append(reference_time)
+        if len(seen) == 1:
+            raise RuntimeError("crash in the first attempt")
+        return original(*args, reference_time=reference_time, **kwargs)
+
+    monkeypatch.setattr(incremental, "process_batch", fail_first)
+    with pytest.raises(Exception, match="crash in the first attempt"):
+        ingest.run(config, spark, "clickstream", lake=lake)
+    time.sleep(1.5)  # the wall clock moves on; the re-run epoch's time must not
+    results = ingest.run(config, spark, "clickstream", lake=lake)
+    assert seen[0] == seen[1] and seen[0].tzinfo is not None
+    assert abs((seen[0] - dt.datetime.now(UTC)).total_seconds()) < 600
+    assert sum(r.records_read for r in results) == gen.lines
+
+
 KILLED_INGEST = textwrap.dedent(
     """
     import datetime as dt, sys, time
