@@ -21,6 +21,7 @@ from pipelines.config import ClickmlConfig
 from pipelines.ingest.reader import LandingFile, RawRecords, raw_records_from_text, read_raw_parquet_frame, source_location
 from pipelines.ingest.stage import IngestResult, process_batch
 from pipelines.lake import Lake
+from pipelines.lake.location import path_location
 from pipelines.sources import SourceConfig
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,9 @@ def batch_time(batch: DataFrame) -> dt.datetime:
 
 
 def checkpoint_location(config: ClickmlConfig, source: SourceConfig) -> str:
+    """The stream's checkpoint, in Spark's spelling (`s3://` becomes `s3a://`, a local path absolute)."""
     root = config.ingest.checkpoint_root or f"{config.lake.root.rstrip('/')}/_checkpoints/ingest"
-    return f"{root.rstrip('/')}/{source.name}"
+    return f"{path_location(config.lake, root).spark_uri.rstrip('/')}/{source.name}"
 
 
 def ingest_incremental(config: ClickmlConfig, spark: SparkSession, lake: Lake, source: SourceConfig) -> list[IngestResult]:

@@ -159,7 +159,7 @@ def test_a_new_checkpoint_still_takes_new_files(spark, tmp_path, generated):
     shutil.copytree(source_landing, landing)
     config, lake = lake_for(spark, tmp_path, landing)
     ingest.run(config, spark, "clickstream", lake=lake)
-    shutil.rmtree(checkpoint_location(config, load_source(config.conf_dir, "clickstream")))
+    shutil.rmtree(checkpoint_location(config, load_source(config.conf_dir, "clickstream")).removeprefix("file://"))
     existing = next(p for p in sorted(landing.rglob("*.jsonl")) if p.stat().st_size)
     record = next(json.loads(line) for line in existing.read_text().splitlines() if line.startswith("{"))
     record["event_id"] = "brand-new-event"
