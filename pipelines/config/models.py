@@ -154,8 +154,9 @@ class SparkConfig(Section):
     """`spark.sql.shuffle.partitions`; adaptive execution coalesces it further."""
     ui_enabled: bool = True
     """Start the Spark UI (port 4040 and up)."""
-    session_time_zone: str = "UTC"
-    """`spark.sql.session.timeZone`: all timestamps are processed in UTC."""
+    session_time_zone: Literal["UTC"] = "UTC"
+    """`spark.sql.session.timeZone`: UTC, the only one the pipeline's dates mean what they say in
+    (event dates, session ids, "as of D" is before D 00:00 UTC); sources give their own zone."""
     local_dir: str | None = None
     """Scratch directory for shuffle and spill (`spark.local.dir`)."""
     conf: dict[str, str] = Field(default_factory=dict)
@@ -178,6 +179,12 @@ class SparkConfig(Section):
         bad = sorted(k for k in value if not k.startswith("spark."))
         if bad:
             raise ValueError(f"Spark settings must start with 'spark.': {', '.join(bad)}")
+        zone = value.get("spark.sql.session.timeZone")
+        if zone is not None and str(zone) != "UTC":
+            raise ValueError(
+                f"spark.sql.session.timeZone={zone}: the pipeline works in UTC (event dates, session ids, as-of "
+                "dates); give a source's own zone in its conf/sources file instead"
+            )
         return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
 
 

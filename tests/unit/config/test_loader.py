@@ -175,3 +175,14 @@ def test_table_names_must_be_layer_dot_name(tmp_path):
     conf = write_conf(tmp_path, bad="tables:\n  demo_events: events\n")
     with pytest.raises(ConfigError, match=r"tables.demo_events: .*<layer>.<name>"):
         load_config(profile="bad", conf_dir=conf, env={})
+
+
+def test_a_session_time_zone_other_than_utc_is_refused(tmp_path):
+    # Bug: any zone was accepted, and with one that is not UTC event dates became local dates, so
+    # "as of D" counted events up to D 05:00 UTC and session ids could collide at a DST change.
+    conf = write_conf(tmp_path)
+    with pytest.raises(ConfigError, match="spark.session_time_zone"):
+        load_config(conf_dir=conf, overrides=["spark.session_time_zone=America/New_York"], env={})
+    with pytest.raises(ConfigError, match="the pipeline works in UTC"):
+        load_config(conf_dir=conf, overrides=["spark.conf={\"spark.sql.session.timeZone\": \"Europe/Paris\"}"], env={})
+    assert load_config(conf_dir=conf, overrides=["spark.session_time_zone=UTC"], env={}).spark.session_time_zone == "UTC"
