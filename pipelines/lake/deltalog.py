@@ -350,6 +350,10 @@ def commit(
         if table is not None and txn is not None:
             done = table.transaction_version(txn.app_id)
             if done is not None and done >= txn.version:
+                ours = _own_commit(table, write_id) if attempt > 1 else None
+                if ours is not None:  # an earlier attempt of this call landed, then raised
+                    log.info("%s: committed version %s (%s) by attempt %d", location, ours[0], mode, attempt - 1)
+                    return CommitResult(str(location), ours[0], len(files), ours[1], rows, False, attempt, write_id)
                 log.info("%s: transaction %s v%s already committed; nothing to do", location, txn.app_id, txn.version)
                 return CommitResult(str(location), None, skipped=True, attempts=attempt, write_id=write_id)
         properties = CommitProperties(
@@ -496,6 +500,15 @@ def spark_commit_result(location: TableLocation, write_id: str, lookback: int = 
                     write_id=write_id,
                 )
     raise LakeError(str(location), f"no commit with write id {write_id} among its last {lookback} commits")
+
+
+def _own_commit(table: DeltaTable, write_id: str, lookback: int = 100) -> tuple[int, int] | None:
+    """(version, files removed) of the commit carrying `write_id`, if it is among the last ones."""
+    for commit in table.history(lookback):
+        if write_id_of(commit) == write_id:
+            metrics = commit.get("operationMetrics") or {}
+            return int(commit["version"]), _metric(metrics, "num_removed_files", "numRemovedFiles")
+    return None
 
 
 def _committed_version(location: TableLocation, write_id: str) -> int:

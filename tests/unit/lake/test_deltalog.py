@@ -198,3 +198,22 @@ def test_partition_filters_keep_files_under_roots_and_values_that_need_escaping(
         assert sum(f.num_records for f in snap.files) == len(ids)
     both = deltalog.snapshot(location, partition_filters=[("day", "in", ["2024-01-01", "New York/NY"])])
     assert sum(f.num_records for f in both.files) == 3
+
+
+def test_a_creation_that_landed_then_raised_is_not_taken_for_another_writers(location, monkeypatch):
+    # Bug: when creating the table raised after its commit had landed, the retry found the
+    # transaction recorded and answered "skipped", and the caller deleted the files that very
+    # commit references.
+    from deltalake.exceptions import DeltaError
+
+    real = deltalog.create_table_with_add_actions
+
+    def lands_then_raises(*args, **kwargs):
+        real(*args, **kwargs)
+        raise DeltaError("post-commit hook failed")
+
+    monkeypatch.setattr(deltalog, "create_table_with_add_actions", lands_then_raises)
+    result = commit(location, batch([1, 2]), txn=Txn("app", 0))
+    assert not result.skipped and result.version == 0 and result.rows_added == 2
+    assert commit(location, batch([1, 2]), txn=Txn("app", 0)).skipped  # a true re-run still skips
+    assert live_ids(location) == [1, 2]
