@@ -230,7 +230,8 @@ class Stack:
 
     def up(self, names: list[str] | tuple[str, ...] = ALL_SERVICES, timeout: float = 300.0,
            echo: Callable[[str], None] = print) -> None:
-        """Start the services not running yet and wait until each answers; stop them all on failure."""
+        """Start the services not running yet and wait until each answers; on failure, stop the ones
+        this call started."""
         services = self.services()
         unknown = [n for n in names if n not in services]
         if unknown:
@@ -238,6 +239,7 @@ class Stack:
         for directory in ("pids", "logs", "spark-work", "airflow"):
             (self.state_dir / directory).mkdir(parents=True, exist_ok=True)
         (self.lakehouse / "_mlflow" / "artifacts").mkdir(parents=True, exist_ok=True)
+        started: list[str] = []
         try:
             for name in names:
                 service = services[name]
@@ -247,12 +249,13 @@ class Stack:
                 if _port_open(service.port):
                     raise StackError(f"{name}: port {service.port} on 127.0.0.1 is taken by another process; "
                                      "stop it or choose another port (CLICKML_*_PORT)")
+                started.append(name)
                 self._start(service)
                 echo(f"{name}: started (pid {self.running(name)}), log {self.log_file(name)}")
                 self._wait(service, timeout)
                 echo(f"{name}: ready at {service.url}")
         except BaseException:
-            self.down(names, echo=echo)
+            self.down(started, echo=echo)  # what this call started; services already running stay up
             raise
 
     def _start(self, service: Service) -> None:

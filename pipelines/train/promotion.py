@@ -82,8 +82,14 @@ def current_champion(spec: RegistrySpec):
 
     try:
         return MlflowClient().get_model_version_by_alias(spec.name, CHAMPION)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        # No alias (or no model) is "no champion"; any other failure (server down, a locked
+        # database) must not promote a challenger that was never compared.
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST" or (
+            exc.error_code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc)
+        ):
+            return None
+        raise
 
 
 def decide(spec: RegistrySpec, version: str, value: float, gate: tuple[bool, str],

@@ -79,4 +79,7 @@ def fit(dataset: Dataset, job: TrainJobSpec, name: str, spec: ModelSpec) -> Fitt
 
 
 def metric_of(model: PipelineModel, dataset: Dataset, job: TrainJobSpec, metric: str, name: str) -> float:
+    """`metric` of a registered model on `dataset`; `<m>_at_k` is `<m>_at_<job.k>`, as in the summary."""
+    if metric.endswith("_at_k"):
+        metric = f"{metric[:-1]}{job.k}"
     return float(evaluate(model, dataset, job, name).metrics.get(metric, float("nan")))

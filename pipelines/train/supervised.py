@@ -103,6 +103,11 @@ def _importances(model: PipelineModel, scored: DataFrame, algorithm: str) -> tup
     names = feature_names(scored)
     if algorithm in TREES:
         values = list(last.featureImportances.toArray())
+    elif algorithm in LINEAR and getattr(last, "numClasses", 2) > 2:
+        # Multinomial: one coefficient row per class (`coefficients` raises); a feature's weight is
+        # its largest magnitude over the classes.
+        matrix = last.coefficientMatrix.toArray()
+        values = [float(abs(matrix[:, j]).max()) for j in range(matrix.shape[1])]
     elif algorithm in LINEAR and hasattr(last, "coefficients"):
         values = [abs(v) for v in last.coefficients.toArray()]  # on standardised features: comparable
     else:

@@ -112,18 +112,29 @@ def test_regression_multiclass_and_als_on_parquet_and_delta(spark, tmp_path):
     spark.createDataFrame(classes).write.parquet(str(classes_path))
     multi = {"data": {"path": str(classes_path), "format": "parquet", "validation_share": 0.0, "test_share": 0.3},
              "task": "multiclass", "label": "cls", "exclude": ["t"],
-             "models": {"rf": {"algorithm": "random_forest", "params": {"numTrees": 10, "maxDepth": 3}}}}
-    jobs = {"reg": reg_spec, "als": als_spec, "ratings": explicit, "classes": multi}
+             "models": {"rf": {"algorithm": "random_forest", "params": {"numTrees": 10, "maxDepth": 3}},
+                        # Bug: a multinomial LR's `coefficients` raised after the fit, failing the run.
+                        "lr": {"algorithm": "logistic_regression", "params": {"maxIter": 50}}}}
+    # Bug: the recommender's registry metric ndcg_at_k was looked up as such on the champion,
+    # whose evaluation only has ndcg_at_<k>: NaN, so every new version was promoted.
+    ranked = {**als_spec, "registry": {"name": "test-recs", "metric": "ndcg_at_k", "margin": 0.5,
+                                                  "prediction_suite": None}}
+    jobs = {"reg": reg_spec, "als": als_spec, "ratings": explicit, "classes": multi, "ranked": ranked}
     config = make_config(tmp_path, f"training.jobs={json.dumps(jobs)}")
     Lake(config, spark).write(spark.createDataFrame(rows, "user_id string, product_id string, strength double, split string"),
                               "gold.tiny_implicit", mode="overwrite")
-    result = stage.run(config, spark, jobs=["reg", "als", "ratings", "classes"])
-    reg, als, ratings, classes = result.models
+    result = stage.run(config, spark, jobs=["reg", "als", "ratings", "classes", "ranked"])
+    reg, als, ratings, classes, classes_lr, ranked_first = result.models
     assert reg.metrics["rmse"] < 0.3 and reg.metrics["r2"] > 0.95 and reg.decision.promoted
     assert als.metrics["recall_at_k"] > 0.5 and 0 < als.metrics["ndcg_at_k"] <= 1
     assert als.decision is None and als.promotion() == "not registered"
     assert ratings.metrics["rmse"] < 1.5 and ratings.decision.promoted  # explicit ratings 1..3
     assert classes.metrics["accuracy"] > 0.8 and "weighted_f1" in classes.metrics
+    assert classes_lr.metrics["accuracy"] > 0.8
+    assert ranked_first.decision.promoted and ranked_first.decision.reason == "no champion yet"
+    (again,) = stage.run(config, spark, jobs=["ranked"]).models  # same data and seed: no better by 0.5
+    assert again.decision.champion_value == pytest.approx(again.metrics["ndcg_at_k"], abs=0.1)
+    assert not again.decision.promoted and "NaN" not in again.decision.reason
 
 
 def test_training_works_after_the_session_used_an_observation(spark, tmp_path, csv_table):

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
+
+from pipelines.train import promotion
+
+
+class _Client:
+    def __init__(self, error):
+        self.error = error
+
+    def get_model_version_by_alias(self, name, alias):
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [
+    MlflowException("Registered model alias champion not found.", INVALID_PARAMETER_VALUE),
+    MlflowException("Registered Model with name=m not found", RESOURCE_DOES_NOT_EXIST),
+])
+def test_no_alias_or_no_model_is_no_champion(monkeypatch, error):
+    monkeypatch.setattr("mlflow.MlflowClient", lambda: _Client(error))
+    assert promotion.current_champion(promotion.RegistrySpec(name="m", metric="roc_auc")) is None
+
+
+def test_a_registry_failure_is_not_taken_for_no_champion(monkeypatch):
+    # Bug: every MlflowException (server down, a locked SQLite store) read as "no champion", and
+    # the challenger was promoted without a comparison.
+    error = MlflowException("database is locked", INTERNAL_ERROR)
+    monkeypatch.setattr("mlflow.MlflowClient", lambda: _Client(error))
+    with pytest.raises(MlflowException, match="database is locked"):
+        promotion.current_champion(promotion.RegistrySpec(name="m", metric="roc_auc"))
+
+
+def test_the_recommenders_at_k_metric_is_read_at_the_jobs_k(monkeypatch):
+    # Bug: ndcg_at_k was looked up as such in an evaluation that has ndcg_at_<k>: NaN, so a
+    # champion always lost (CLI path) and a challenger never won (DAG path).
+    from types import SimpleNamespace
+
+    from pipelines.train import recommend
+
+    monkeypatch.setattr(recommend, "evaluate", lambda *args: SimpleNamespace(metrics={"ndcg_at_10": 0.25, "rmse": 1.5}))
+    job = SimpleNamespace(k=10)
+    assert recommend.metric_of(None, None, job, "ndcg_at_k", "m") == 0.25
+    assert recommend.metric_of(None, None, job, "rmse", "m") == 1.5
