@@ -132,15 +132,18 @@ def build_ingest_dag(settings: DagSettings):
 
 def _landing_sensor(settings: DagSettings, source: str, sensor):
     from pipelines.orchestration.sensors import LandingFilesSensor
-    from pipelines.orchestration.settings import overrides_from_env
 
+    # The job's config (its profile, conf dir and --set overrides), not the DAG's: the sensor must
+    # list the folders the ingest job will read. With the DAG's, an override of landing.root for
+    # the DAGs only let the sensor find files the job never saw, and the job's empty batch then
+    # marked the hour as ingested.
     return LandingFilesSensor(
         task_id="wait_for_landing_files",
         source=source,
         min_files=sensor.min_files,
-        profile=settings.config.profile,
-        conf_dir=settings.config.conf_dir,
-        overrides=overrides_from_env(),
+        profile=settings.job_profile,
+        conf_dir=settings.job_conf_dir,
+        overrides=list(settings.config.orchestration.spark_submit.job_overrides),
         poke_interval=sensor.poke_interval_seconds,
         timeout=sensor.timeout_hours * 3600,
         skip_on_timeout=sensor.on_timeout == "skip",

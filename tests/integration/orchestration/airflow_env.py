@@ -68,6 +68,9 @@ def airflow_env(tmp_path: Path, overrides: list[str], spark_host: str = "local[2
         "CLICKML_DAG_OVERRIDES": ";".join([
             f"lake.root={tmp_path / 'lakehouse'}", f"landing.root={tmp_path / 'landing'}",
             "orchestration.retry.retries=0", *overrides]),
+        # The jobs (and the landing sensor, which loads the jobs' config) take the roots from here.
+        "CLICKML_LAKEHOUSE": str(tmp_path / "lakehouse"),
+        "CLICKML_LANDING": str(tmp_path / "landing"),
         "SPARK_LOCAL_IP": "127.0.0.1",
         "PYSPARK_PYTHON": sys.executable,
     }

@@ -130,6 +130,22 @@ def test_spark_submit_settings_come_from_config(dag_settings):
                                       "--set", "spark.shuffle_partitions=2"]
 
 
+def test_the_landing_sensor_loads_the_ingest_jobs_config(dag_settings):
+    # Bug: the sensor loaded the DAG's config (profile, DAG overrides) while the job loaded its
+    # own: with landing.root overridden for the DAGs only, the sensor found files, the job listed
+    # another folder, found none, and its empty batch marked the hour as ingested for good.
+    settings = dag_settings(
+        "landing.root=/dag/only/landing", "orchestration.job_profile=cluster",
+        "orchestration.job_conf_dir=/opt/clickml/conf", "orchestration.spark_submit.job_overrides=[landing.root=/data]",
+    )
+    dag = build_dags(settings)["clickstream_ingest"]
+    sensor, job = dag.get_task("clickstream.wait_for_landing_files"), dag.get_task("clickstream.ingest")
+    assert (sensor.profile, sensor.conf_dir, sensor.overrides) == ("cluster", "/opt/clickml/conf", ["landing.root=/data"])
+    args = job.application_args
+    assert args[:4] == ["--profile", sensor.profile, "--conf-dir", sensor.conf_dir]
+    assert args[args.index("--set") + 1] == "landing.root=/data"
+
+
 def test_a_model_task_can_get_its_own_spark_settings(dag_settings):
     settings = dag_settings("orchestration.training.spark_conf={propensity.gbt: {spark.cores.max: '4'}}")
     dag = build_dags(settings)["model_training"]
