@@ -60,7 +60,10 @@ def evaluate(model: PipelineModel, dataset: Dataset, job: TrainJobSpec, name: st
         predictions = model.transform(test.withColumn(LABEL, F.col(job.label).cast("double")))
         return regression_metrics(predictions, LABEL, "prediction", table=f"{name} test")
     relevant = test.select(job.user_column, job.item_column)
-    recs = recommend(model, relevant, job, job.k)
+    # The indexer gives the items back as strings: compare them in the table's own type (numeric
+    # item ids were refused as string-vs-bigint).
+    item_type = relevant.schema[job.item_column].dataType
+    recs = recommend(model, relevant, job, job.k).withColumn(job.item_column, F.col(job.item_column).cast(item_type))
     return ranking_metrics(recs, relevant, k=job.k, user_col=job.user_column, item_col=job.item_column,
                            table=f"{name} recommendations", relevant_table=f"{name} test items")
 

@@ -117,12 +117,17 @@ def test_regression_multiclass_and_als_on_parquet_and_delta(spark, tmp_path):
                         "lr": {"algorithm": "logistic_regression", "params": {"maxIter": 50}}}}
     # Bug: the recommender's registry metric ndcg_at_k was looked up as such on the champion,
     # whose evaluation only has ndcg_at_<k>: NaN, so every new version was promoted.
-    ranked = {**als_spec, "registry": {"name": "test-recs", "metric": "ndcg_at_k", "margin": 0.5,
-                                                  "prediction_suite": None}}
+    # It also reads numeric item ids (bug: the recommendations came back as strings and the
+    # evaluation refused string against bigint).
+    ranked = {**als_spec, "data": {"table": "gold.tiny_numeric", "split_column": "split"},
+              "registry": {"name": "test-recs", "metric": "ndcg_at_k", "margin": 0.5, "prediction_suite": None}}
     jobs = {"reg": reg_spec, "als": als_spec, "ratings": explicit, "classes": multi, "ranked": ranked}
     config = make_config(tmp_path, f"training.jobs={json.dumps(jobs)}")
     Lake(config, spark).write(spark.createDataFrame(rows, "user_id string, product_id string, strength double, split string"),
                               "gold.tiny_implicit", mode="overwrite")
+    numeric = [(user, int(item[1:]), strength, split) for user, item, strength, split in rows]
+    Lake(config, spark).write(spark.createDataFrame(numeric, "user_id string, product_id bigint, strength double, split string"),
+                              "gold.tiny_numeric", mode="overwrite")
     result = stage.run(config, spark, jobs=["reg", "als", "ratings", "classes", "ranked"])
     reg, als, ratings, classes, classes_lr, ranked_first = result.models
     assert reg.metrics["rmse"] < 0.3 and reg.metrics["r2"] > 0.95 and reg.decision.promoted
@@ -132,6 +137,7 @@ def test_regression_multiclass_and_als_on_parquet_and_delta(spark, tmp_path):
     assert classes.metrics["accuracy"] > 0.8 and "weighted_f1" in classes.metrics
     assert classes_lr.metrics["accuracy"] > 0.8
     assert ranked_first.decision.promoted and ranked_first.decision.reason == "no champion yet"
+    assert ranked_first.metrics["recall_at_k"] > 0.5
     (again,) = stage.run(config, spark, jobs=["ranked"]).models  # same data and seed: no better by 0.5
     assert again.decision.champion_value == pytest.approx(again.metrics["ndcg_at_k"], abs=0.1)
     assert not again.decision.promoted and "NaN" not in again.decision.reason
