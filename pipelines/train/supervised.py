@@ -66,10 +66,18 @@ def class_weights(train: DataFrame, job: TrainJobSpec, source: str, mode: str | 
     """`balanced` weights n / (classes x count) (`mode`, default the job's); checks the labels."""
     if job.task not in ("binary", "multiclass"):
         return None
-    rows = train.select(F.col(job.label).cast("double").alias("__c")).groupBy("__c").count().limit(1001).collect()
+    # try_cast: a label that is not a number counts as null here and is reported as such below
+    # (a plain cast raises Spark's CAST_INVALID_INPUT, naming neither the column's table nor the fix).
+    rows = train.select(F.col(job.label).try_cast("double").alias("__c")).groupBy("__c").count().limit(1001).collect()
     counts = {r["__c"]: r["count"] for r in rows}  # bounded: one row per class (at most 1001)
+    if not counts:
+        raise TrainingDataError(f"{source}: the training split is empty")
     if None in counts:
-        raise TrainingDataError(f"{source}: {counts[None]:,} training row(s) have a null label {job.label!r}")
+        raw = F.col(job.label)
+        # Bounded: a few examples of label values that are not numbers.
+        bad = [r[0] for r in train.where(raw.isNotNull() & raw.try_cast("double").isNull()).select(raw.cast("string")).limit(5).collect()]
+        what = f"a null or non-numeric label (e.g. {', '.join(map(repr, bad))})" if bad else "a null label"
+        raise TrainingDataError(f"{source}: {counts[None]:,} training row(s) have {what} in {job.label!r}")
     labels = sorted(counts)
     expected = [0.0, 1.0] if job.task == "binary" else [float(i) for i in range(len(labels))]
     if (job.task == "binary" and not set(labels) <= set(expected)) or (job.task == "multiclass" and labels != expected):

@@ -34,12 +34,22 @@ class TrainingSetError(ValueError):
 
 def derive_cutoffs(cfg: PropensityConfig, event_dates: Sequence[dt.date]) -> list[dt.date]:
     """The configured cutoffs, or every `cutoff_every_days` from first date + min_history_days to
-    the last cutoff whose label horizon is fully observed (cutoff + horizon <= last date + 1)."""
-    if cfg.cutoffs:
-        return sorted(set(cfg.cutoffs))
+    the last cutoff whose label horizon is fully observed (cutoff + horizon <= last date + 1).
+    Configured cutoffs must leave that horizon too: a label window cut short by the end of the
+    data labels the purchases it cannot see 0."""
     if not event_dates:
         raise TrainingSetError("silver.events has no data: no cutoff can be derived")
     first, last = min(event_dates), max(event_dates)
+    if cfg.cutoffs:
+        horizon = dt.timedelta(days=cfg.horizon_days)
+        unseen = sorted({c for c in cfg.cutoffs if c + horizon > last + dt.timedelta(days=1)})
+        if unseen:
+            raise TrainingSetError(
+                f"training_sets.propensity.cutoffs {', '.join(map(str, unseen))}: their {cfg.horizon_days}-day label "
+                f"window reaches past the last event date {last}; the latest possible cutoff is "
+                f"{last + dt.timedelta(days=1) - horizon}"
+            )
+        return sorted(set(cfg.cutoffs))
     start = first + dt.timedelta(days=cfg.min_history_days)
     stop = last + dt.timedelta(days=1) - dt.timedelta(days=cfg.horizon_days)
     cutoffs = []

@@ -47,6 +47,19 @@ def test_class_weights_balance_and_label_checks(spark):
         class_weights(spark.createDataFrame([(1,), (1,)], "label int"), job({}), "t")
 
 
+def test_label_errors_say_what_is_wrong(spark):
+    # Bug: text labels ("yes"/"no") failed in Spark's cast (CAST_INVALID_INPUT, no table, no
+    # fix), and an empty training split was reported as "a single class ([])".
+    words = spark.createDataFrame([("yes",), ("no",), ("1",), (None,)], "label string")
+    with pytest.raises(TrainingDataError, match=r"3 training row\(s\) have a null or non-numeric label \(e.g. '(yes|no)'"):
+        class_weights(words, job({}), "t")
+    nulls = spark.createDataFrame([(1,), (None,)], "label int")
+    with pytest.raises(TrainingDataError, match=r"1 training row\(s\) have a null label"):
+        class_weights(nulls, job({}), "t")
+    with pytest.raises(TrainingDataError, match="the training split is empty"):
+        class_weights(spark.createDataFrame([], "label int"), job({}), "t")
+
+
 def test_grid_and_random_search_maps():
     lr = LogisticRegression()
     grid = SearchSpec(method="grid", grid={"regParam": [0.1, 0.01], "elasticNetParam": [0.0, 0.5, 1.0]})

@@ -32,6 +32,16 @@ def test_derived_cutoffs_leave_history_and_a_full_horizon():
         derive_cutoffs(PropensityConfig(horizon_days=10, min_history_days=5), DAYS)
 
 
+def test_configured_cutoffs_must_leave_a_full_label_window():
+    # Bug: configured cutoffs were taken as given; one within the horizon of the data's end got a
+    # cut-short label window, whose unseen purchases were labelled 0.
+    ok = PropensityConfig(horizon_days=2, cutoffs=[dt.date(2024, 1, 13), dt.date(2024, 1, 5)])
+    assert derive_cutoffs(ok, DAYS) == [dt.date(2024, 1, 5), dt.date(2024, 1, 13)]
+    late = PropensityConfig(horizon_days=2, cutoffs=[dt.date(2024, 1, 5), dt.date(2024, 1, 14)])
+    with pytest.raises(TrainingSetError, match=r"cutoffs 2024-01-14: .*last event date 2024-01-14.*latest possible cutoff is 2024-01-13"):
+        derive_cutoffs(late, DAYS)
+
+
 def test_splits_are_by_time_and_the_embargo_drops_overlapping_labels():
     cutoffs = derive_cutoffs(PropensityConfig(horizon_days=2, min_history_days=3), DAYS)  # Jan 4 .. Jan 13
     plain = assign_splits(PropensityConfig(horizon_days=2, embargo=False), cutoffs)
