@@ -350,10 +350,12 @@ def commit(
         if table is not None and txn is not None:
             done = table.transaction_version(txn.app_id)
             if done is not None and done >= txn.version:
-                ours = _own_commit(table, write_id) if attempt > 1 else None
+                ours = _find_commit(table, write_id) if attempt > 1 else None
                 if ours is not None:  # an earlier attempt of this call landed, then raised
-                    log.info("%s: committed version %s (%s) by attempt %d", location, ours[0], mode, attempt - 1)
-                    return CommitResult(str(location), ours[0], len(files), ours[1], rows, False, attempt, write_id)
+                    landed = _commit_result(location, ours, write_id)
+                    log.info("%s: committed version %s (%s) by attempt %d", location, landed.version, mode, attempt - 1)
+                    return CommitResult(str(location), landed.version, len(files), landed.files_removed, rows, False,
+                                        attempt, write_id)
                 log.info("%s: transaction %s v%s already committed; nothing to do", location, txn.app_id, txn.version)
                 return CommitResult(str(location), None, skipped=True, attempts=attempt, write_id=write_id)
         properties = CommitProperties(
@@ -481,44 +483,48 @@ def _metric(metrics: dict[str, Any], *names: str) -> int:
     return 0
 
 
-def spark_commit_result(location: TableLocation, write_id: str, lookback: int = 100) -> CommitResult:
-    """The result of a Delta Spark write, read back from its commit (found by our write id among
-    the last `lookback` commits): version, rows and files added, files removed.
+COMMIT_LOOKBACK = 100
+"""Commits searched, newest first, for the one carrying a write id (others may land after ours)."""
+
+
+def _find_commit(table: DeltaTable | None, write_id: str) -> dict[str, Any] | None:
+    """The commitInfo carrying `write_id` among the last `COMMIT_LOOKBACK` commits, if any."""
+    if table is not None:
+        for commit in table.history(COMMIT_LOOKBACK):
+            if write_id_of(commit) == write_id:
+                return commit
+    return None
+
+
+def _commit_result(location: TableLocation, commit: dict[str, Any], write_id: str) -> CommitResult:
+    metrics = commit.get("operationMetrics") or {}
+    return CommitResult(
+        str(location), int(commit["version"]),
+        files_added=_metric(metrics, "numFiles", "numAddedFiles", "num_added_files"),
+        files_removed=_metric(metrics, "numRemovedFiles", "num_removed_files"),
+        rows_added=_metric(metrics, "numOutputRows", "num_added_rows"),
+        write_id=write_id,
+    )
+
+
+def spark_commit_result(location: TableLocation, write_id: str) -> CommitResult:
+    """The result of a Delta Spark write, read back from its commit (found by our write id):
+    version, rows and files added, files removed.
 
     Raises `LakeError` when the commit is not found (the write did not commit, or more than
-    `lookback` commits landed after it)."""
-    table = open_table(location)
-    if table is not None:
-        for commit in table.history(lookback):
-            if write_id_of(commit) == write_id:
-                metrics = commit.get("operationMetrics") or {}
-                return CommitResult(
-                    str(location), int(commit["version"]),
-                    files_added=_metric(metrics, "numFiles", "numAddedFiles", "num_added_files"),
-                    files_removed=_metric(metrics, "numRemovedFiles", "num_removed_files"),
-                    rows_added=_metric(metrics, "numOutputRows", "num_added_rows"),
-                    write_id=write_id,
-                )
-    raise LakeError(str(location), f"no commit with write id {write_id} among its last {lookback} commits")
-
-
-def _own_commit(table: DeltaTable, write_id: str, lookback: int = 100) -> tuple[int, int] | None:
-    """(version, files removed) of the commit carrying `write_id`, if it is among the last ones."""
-    for commit in table.history(lookback):
-        if write_id_of(commit) == write_id:
-            metrics = commit.get("operationMetrics") or {}
-            return int(commit["version"]), _metric(metrics, "num_removed_files", "numRemovedFiles")
-    return None
+    `COMMIT_LOOKBACK` commits landed after it)."""
+    commit = _find_commit(open_table(location), write_id)
+    if commit is None:
+        raise LakeError(str(location), f"no commit with write id {write_id} among its last {COMMIT_LOOKBACK} commits")
+    return _commit_result(location, commit, write_id)
 
 
 def _committed_version(location: TableLocation, write_id: str) -> int:
     """The version our commit landed at (others may have committed right after it)."""
     table = open_table(location)
     assert table is not None
-    for entry in table.history(20):
-        if entry.get(COMMIT_WRITE_ID) == write_id:
-            return int(entry["version"])
-    return table.version()
+    commit = _find_commit(table, write_id)
+    return table.version() if commit is None else int(commit["version"])
 
 
 def transaction_version(location: TableLocation, app_id: str) -> int | None:
