@@ -6,8 +6,8 @@ import json
 import logging
 import math
 import time
-from urllib.parse import unquote
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 import pyarrow.fs as pafs
 
