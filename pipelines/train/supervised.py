@@ -96,7 +96,9 @@ def class_weights(train: DataFrame, job: TrainJobSpec, source: str, mode: str | 
 def _tree_bins(train: DataFrame, columns: FeatureColumns) -> int:
     if not columns.categorical:
         return 32
-    row = train.agg(*[F.approx_count_distinct(c).alias(c) for c in columns.categorical]).first()  # bounded: one row
+    # Exact counts: an approximate count can fall short (300 values counted as 289), and a tree
+    # refuses maxBins below a feature's number of values. Bounded: one row.
+    row = train.agg(*[F.count_distinct(c).alias(c) for c in columns.categorical]).first()
     widest = max(int(row[c]) for c in columns.categorical) + 2  # + the unseen/null bucket
     if widest > MAX_TREE_BINS:
         raise TrainingDataError(

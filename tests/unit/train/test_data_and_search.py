@@ -10,9 +10,10 @@ from pyspark.ml.classification import LogisticRegression
 from pipelines.config.models import RegistrySpec, SearchSpec, TrainJobSpec
 from pipelines.train.data import TrainingDataError, split
 from pipelines.train.estimators import ModelSpecError, build_estimator
+from pipelines.train.preprocess import FeatureColumns
 from pipelines.train.promotion import compare
 from pipelines.train.search import param_maps
-from pipelines.train.supervised import class_weights
+from pipelines.train.supervised import _tree_bins, class_weights
 
 
 def job(data: dict, **kw) -> TrainJobSpec:
@@ -58,6 +59,14 @@ def test_label_errors_say_what_is_wrong(spark):
         class_weights(nulls, job({}), "t")
     with pytest.raises(TrainingDataError, match="the training split is empty"):
         class_weights(spark.createDataFrame([], "label int"), job({}), "t")
+
+
+def test_tree_bins_cover_every_value_of_a_categorical_column(spark):
+    # Bug: maxBins came from approx_count_distinct, which counts these 300 values as 289; a random
+    # forest then refused to train ("maxBins ... at least as large as the number of values").
+    frame = spark.range(300).selectExpr("concat('cat-', id) AS category", "id % 3 AS small")
+    assert _tree_bins(frame, FeatureColumns(numeric=(), categorical=("small", "category"))) == 302
+    assert _tree_bins(frame, FeatureColumns(numeric=(), categorical=("small",))) == 32
 
 
 def test_grid_and_random_search_maps():
