@@ -233,11 +233,13 @@ def build_training_dag(settings: DagSettings):
         "`jobs/train.py JOB --model M --no-promote`, which evaluates it, logs it to MLflow and registers it as "
         "`challenger`. One `promote` task per job then takes the best model of this run and promotes it to "
         "`champion` only if it beats the current champion on the same evaluation data (one decision per run: "
-        f"parallel tasks cannot overwrite each other's alias). Models: {models}."
+        "parallel tasks cannot overwrite each other's alias). `check_models` fails the run when a model failed, "
+        f"after the others were promoted. Models: {models}."
     )
     with _dag(settings, training.dag_id, schedule, False, doc, "gate -> train models in parallel -> register/promote"
               ) as dag:
         gate = _gate(settings, "validate_training_sets", tables, "Gate on the training tables.") if tables else None
+        every_model = []
         for job, job_models in plan.items():
             registry = config.training.jobs[job].registry
             with TaskGroup(group_id=f"train_{job}", tooltip=f"training job {job}") as group:
@@ -260,9 +262,30 @@ def build_training_dag(settings: DagSettings):
                                 "evaluation data; it becomes `champion` only if it beats the champion by the margin."),
                         trigger_rule="all_done_min_one_success")  # the models that trained; none after a failed gate
                     trained >> promote
+                every_model.extend(trained)
             if gate is not None:
                 gate >> group
+        every_model >> _check_models()
     return dag
+
+
+def _models_failed() -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException("a model task of this run failed, or did not run after a failed gate (see the "
+                               "failed task's log); the champion decisions used the models that trained")
+
+
+def _check_models():
+    """A leaf that fails the run when a model task failed.
+
+    `promote` runs once one model of its job trained (`all_done_min_one_success`), and a run's state
+    comes from its leaves: without this task a run whose model failed ended `success`.
+    """
+    from airflow.providers.standard.operators.python import PythonOperator
+
+    return PythonOperator(task_id="check_models", python_callable=_models_failed, trigger_rule="one_failed",
+                          retries=0, doc_md="Fails the run when a model task failed (skipped when none did).")
 
 
 BUILDERS = {"ingest": build_ingest_dag, "etl": build_etl_dag, "training": build_training_dag}

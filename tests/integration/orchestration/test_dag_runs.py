@@ -2,7 +2,8 @@
 
 What is checked is Airflow's side: the data interval reaches the ingest job's arguments, the
 sensor defers and fires, an hour without files is skipped, and a failed Great Expectations gate
-fails its task, stops everything downstream and is logged by the failure callback.
+fails its task, stops everything downstream and is logged by the failure callback; a failed model
+fails the training run while the job's other models are still promoted.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ FAKE_SPARK_SUBMIT = """#!/bin/sh
 echo "fake spark-submit: $*"
 case "$*" in
   *jobs/validate.py*"${FAIL_GATE:-no-gate-fails}"*) echo "validate: gate FAILED" >&2; exit 1;;
+  *jobs/train.py*"${FAIL_MODEL:-no-model-fails}"*) echo "train: model FAILED" >&2; exit 1;;
 esac
 exit 0
 """
@@ -67,3 +69,18 @@ def test_ingest_gets_the_interval_and_the_gate_failure_stops_the_etl(tmp_path, f
     gate_log = output.split("DAGRUN ")[2]
     assert "clickml: FAILED dag=clickstream_etl_features task=validate_silver" in gate_log
     assert "application=" in gate_log and "jobs/validate.py" in gate_log
+
+
+def test_a_failed_model_fails_the_training_run_after_the_others_are_promoted(tmp_path, fake_spark):
+    # Bug: the run's only leaves were the promote tasks (all_done_min_one_success), so a run
+    # whose model failed ended `success`.
+    env = airflow_env(tmp_path, [], path_prefix=fake_spark)
+    env["FAIL_MODEL"] = "propensity --model gbt"
+    results, _ = run_dags(env, [{"dag_id": "model_training", "logical_date": "2024-01-05T00:00:00+00:00"}],
+                          timeout=240, log_to=tmp_path / "dagtest.log")
+    (training,) = results
+    assert training["state"] == "failed", training
+    tasks = training["tasks"]
+    assert tasks["train_propensity.gbt"] == "failed" and tasks["check_models"] == "failed"
+    assert tasks["train_propensity.lr"] == "success" and tasks["train_propensity.promote"] == "success"
+    assert tasks["train_recommender.promote"] == "success"

@@ -93,7 +93,9 @@ def test_training_dag_runs_on_the_training_assets_models_in_parallel(dags, dag_s
     assert {"train_propensity.lr", "train_propensity.rf", "train_propensity.gbt", "train_recommender.als"} <= models
     promotes = {f"train_{job}.promote" for job, spec in jobs.items() if spec.registry is not None}
     assert promotes == {"train_propensity.promote", "train_recommender.promote"}
-    assert set(dag.task_ids) == models | promotes | {"validate_training_sets"}
+    assert set(dag.task_ids) == models | promotes | {"validate_training_sets", "check_models"}
+    # a failed model fails the run: promote (all_done_min_one_success) is not the only leaf
+    assert _upstream(dag, "check_models") == models and dag.get_task("check_models").trigger_rule == "one_failed"
     for task_id in models:
         assert _upstream(dag, task_id) == {"validate_training_sets"}  # parallel: only the gate upstream
     # the models only register (no alias race); one promote task per job decides after all of them
