@@ -148,7 +148,7 @@ def _landing_sensor(settings: DagSettings, source: str, sensor):
         timeout=sensor.timeout_hours * 3600,
         skip_on_timeout=sensor.on_timeout == "skip",
         doc_md=(f"Waits (deferred to the triggerer: no worker slot) until `{source}`'s arrival folders for the "
-                f"data interval hold {sensor.min_files} file(s); after {sensor.timeout_hours} h: "
+                f"data interval hold {sensor.min_files} file(s); {sensor.timeout_hours} h after the interval's end: "
                 f"{'skip the interval' if sensor.on_timeout == 'skip' else 'fail'}."),
     )
 

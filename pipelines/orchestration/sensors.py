@@ -4,6 +4,11 @@
 folders from the triggerer's event loop (the listing runs in a thread): while it waits, the task
 holds no worker slot. With `deferrable=False` it pokes in `reschedule` mode instead (no slot held
 between pokes either).
+
+The sensor's `timeout` counts from the end of the data interval, not from when the task starts: a
+catch-up over past hours looks once per hour and moves on instead of waiting the full timeout for
+each. A listing error (storage, config) fails the task with a plain error, so the task's retries
+apply; only a real wait past the deadline is a sensor timeout (skipped, or failed for good).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 log = logging.getLogger(__name__)
@@ -95,17 +100,31 @@ class LandingFilesSensor(BaseSensorOperator):
         return (dt.datetime.fromisoformat(str(start)).astimezone(dt.timezone.utc),
                 dt.datetime.fromisoformat(str(end)).astimezone(dt.timezone.utc))
 
+    def _deadline(self, end: dt.datetime) -> dt.datetime:
+        return end + dt.timedelta(seconds=float(self.timeout))
+
     def poke(self, context) -> bool:
         start, end = self._interval(context)
         found = _count(self.profile, self.conf_dir, self.overrides, self.source, start, end)
         self.log.info("%s: %d landing file(s) for [%s, %s)", self.source, found, start, end)
-        return found >= self.min_files
+        if found >= self.min_files:
+            return True
+        if dt.datetime.now(dt.timezone.utc) >= self._deadline(end):
+            self._timed_out(found)
+        return False
+
+    def _timed_out(self, found: int):
+        message = (f"{self.source}: only {found} of {self.min_files} landing file(s) arrived within "
+                   f"{float(self.timeout) / 3600:g} h of the interval's end")
+        if self.skip_on_timeout:
+            raise AirflowSkipException(message + "; skipping this interval")
+        raise AirflowSensorTimeout(message)
 
     def execute(self, context):
         if not self.deferrable:
             return super().execute(context)
         start, end = self._interval(context)
-        deadline = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=float(self.timeout))
+        deadline = self._deadline(end)
         self.log.info("%s: deferring until %d landing file(s) for [%s, %s) arrive (deadline %s)",
                       self.source, self.min_files, start.isoformat(), end.isoformat(), deadline.isoformat())
         self.defer(
@@ -124,9 +143,6 @@ class LandingFilesSensor(BaseSensorOperator):
             self.log.info("%s: %s landing file(s) found", self.source, event.get("files"))
             return event.get("files")
         if status == "timeout":
-            message = (f"{self.source}: only {event.get('files', 0)} of {self.min_files} landing file(s) "
-                       f"arrived before the sensor timeout ({self.timeout} s)")
-            if self.skip_on_timeout:
-                raise AirflowSkipException(message + "; skipping this interval")
-            raise AirflowSensorTimeout(message)
-        raise AirflowSensorTimeout(f"{self.source}: landing sensor failed: {event.get('message', event)}")
+            self._timed_out(event.get("files", 0))
+        # Not a sensor timeout (which Airflow never retries): a storage hiccup gets the task's retries.
+        raise AirflowException(f"{self.source}: listing the landing files failed: {event.get('message', event)}")

@@ -75,7 +75,7 @@ def test_trigger_serializes_names_only(tmp_path):
 
 
 def test_sensor_completion_skips_or_fails_on_timeout():
-    from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
+    from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
 
     skip = LandingFilesSensor(task_id="s1", source="clickstream", timeout=60)
     fail = LandingFilesSensor(task_id="s2", source="clickstream", timeout=60, skip_on_timeout=False)
@@ -84,15 +84,39 @@ def test_sensor_completion_skips_or_fails_on_timeout():
         skip.execute_complete({}, {"status": "timeout", "files": 0})
     with pytest.raises(AirflowSensorTimeout, match="only 0 of 1"):
         fail.execute_complete({}, {"status": "timeout", "files": 0})
-    with pytest.raises(AirflowSensorTimeout, match="boom"):
+    # Bug: a listing error was raised as AirflowSensorTimeout, which Airflow never retries.
+    with pytest.raises(AirflowException, match="listing the landing files failed: boom") as error:
         skip.execute_complete({}, {"status": "error", "message": "boom"})
+    assert not isinstance(error.value, (AirflowSensorTimeout, AirflowSkipException))
+
+
+def test_the_deadline_counts_from_the_intervals_end_not_from_the_start_of_the_task(tmp_path):
+    # Bug: the deadline was now + timeout, so a catch-up over past empty hours waited the full
+    # timeout (6 h by default) for each of them.
+    from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
+
+    sensor = LandingFilesSensor(task_id="s", source="clickstream", timeout=3600, profile="local",
+                                conf_dir=str(CONF_DIR), overrides=[f"landing.root={tmp_path / 'landing'}"])
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({"data_interval_start": START, "data_interval_end": END})
+    trigger = deferred.value.trigger
+    assert dt.datetime.fromisoformat(trigger.deadline) == END + dt.timedelta(hours=1)
+    assert _first_event(trigger) == {"status": "timeout", "source": "clickstream", "files": 0}  # one look, at once
+
+    poking = LandingFilesSensor(task_id="p", source="clickstream", timeout=3600, deferrable=False, profile="local",
+                                conf_dir=str(CONF_DIR), overrides=[f"landing.root={tmp_path / 'landing'}"])
+    with pytest.raises(AirflowSkipException, match="within 1 h of the interval's end"):
+        poking.poke({"data_interval_start": START, "data_interval_end": END})
+    now = dt.datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    assert poking.poke({"data_interval_start": now - dt.timedelta(hours=1), "data_interval_end": now}) is False
 
 
 def test_sensor_pokes_in_reschedule_mode_when_not_deferrable(tmp_path):
     sensor = LandingFilesSensor(task_id="s", source="clickstream", deferrable=False, profile="local",
                                 conf_dir=str(CONF_DIR), overrides=[f"landing.root={tmp_path / 'landing'}"])
     assert sensor.mode == "reschedule" and sensor.soft_fail
-    context = {"data_interval_start": START, "data_interval_end": END}
+    end = dt.datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    context = {"data_interval_start": end - dt.timedelta(hours=1), "data_interval_end": end}
     assert sensor.poke(context) is False
-    _land(tmp_path, START)
+    _land(tmp_path, end - dt.timedelta(hours=1))
     assert sensor.poke(context) is True
