@@ -119,7 +119,9 @@ def _importances(model: PipelineModel, scored: DataFrame, algorithm: str) -> tup
         matrix = last.coefficientMatrix.toArray()
         values = [float(abs(matrix[:, j]).max()) for j in range(matrix.shape[1])]
     elif algorithm in LINEAR and hasattr(last, "coefficients"):
-        values = [abs(v) for v in last.coefficients.toArray()]  # on standardised features: comparable
+        # Signed, on standardised features (comparable): the plot ranks by magnitude and draws
+        # negative coefficients in red.
+        values = [float(v) for v in last.coefficients.toArray()]
     else:
         return None
     return names[: len(values)], values
