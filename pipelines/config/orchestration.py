@@ -49,7 +49,7 @@ class SparkSubmitConfig(Section):
     "host": "spark://127.0.0.1", "port": 7077}'` (`make up` sets it)."""
     jobs_dir: str | None = None
     """Folder of the `jobs/*.py` entry points as the submitting host sees it; default
-    `<project_root>/jobs`."""
+    `<project_root>/jobs` (beside the conf dir), else the `jobs/` of the checkout the code runs from."""
     conf: dict[str, str] = Field(default_factory=dict)
     """Extra `--conf` settings of every submit (e.g. `spark.executor.instances`)."""
     archives: str | None = None

@@ -33,10 +33,29 @@ def load_dag_settings(profile: str | None = None, conf_dir: str | None = None,
     config = load_config(profile=profile, conf_dir=conf_dir,
                          overrides=[*overrides_from_env(), *(overrides or [])])
     orchestration = config.orchestration
-    jobs_dir = orchestration.spark_submit.jobs_dir or str(Path(config.project_root) / "jobs")
+    jobs_dir = orchestration.spark_submit.jobs_dir or default_jobs_dir(config)
     return DagSettings(
         config=config,
         job_profile=orchestration.job_profile or config.profile,
         job_conf_dir=orchestration.job_conf_dir or config.conf_dir,
         jobs_dir=jobs_dir,
+    )
+
+
+CODE_ROOT = Path(__file__).resolve().parents[2]
+"""The checkout this `pipelines` package runs from (its `jobs/` matches this code)."""
+
+
+def default_jobs_dir(config: ClickmlConfig) -> str:
+    """`<project_root>/jobs` (the conf dir's parent) when it exists, else the `jobs/` next to this code.
+
+    A conf dir kept outside the checkout (e.g. `/etc/clickml/conf`) has no `jobs/` beside it: the
+    DAGs then submitted `/etc/clickml/jobs/*.py`, which spark-submit could not find.
+    """
+    for candidate in (Path(config.project_root) / "jobs", CODE_ROOT / "jobs"):
+        if (candidate / "ingest_clickstream.py").is_file():
+            return str(candidate)
+    raise ValueError(
+        f"orchestration.spark_submit.jobs_dir: not set, and neither {Path(config.project_root) / 'jobs'} (beside the "
+        f"conf dir {config.conf_dir}) nor {CODE_ROOT / 'jobs'} holds the jobs; set it to the folder of jobs/*.py"
     )

@@ -159,3 +159,23 @@ def test_local_default_runs_this_python(dags):
     task = dags["clickstream_etl_features"].get_task("build_silver")
     assert task.conf == {"spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable}
     assert task._conn_id == "clickml_spark"
+
+
+def test_the_jobs_dir_defaults_to_this_checkout_when_the_conf_dir_lives_elsewhere(tmp_path):
+    # Bug: the default was always <conf dir's parent>/jobs, so a conf dir kept outside the
+    # checkout (/etc/clickml/conf) made every task submit a missing /etc/clickml/jobs/*.py.
+    import shutil
+
+    from pipelines.orchestration.settings import load_dag_settings
+    from tests.conftest import CONF_DIR, REPO_ROOT
+
+    conf = tmp_path / "etc" / "conf"
+    shutil.copytree(CONF_DIR, conf)
+    settings = load_dag_settings(profile="local", conf_dir=str(conf), overrides=[f"lake.root={tmp_path / 'lake'}"])
+    assert settings.jobs_dir == str(REPO_ROOT / "jobs")
+    task = build_dags(settings)["clickstream_etl_features"].get_task("build_silver")
+    assert task.application == str(REPO_ROOT / "jobs" / "build_silver.py")
+    beside = tmp_path / "etc" / "jobs"
+    beside.mkdir()
+    (beside / "ingest_clickstream.py").write_text("# the site's own copy\n")
+    assert load_dag_settings(profile="local", conf_dir=str(conf)).jobs_dir == str(beside)
