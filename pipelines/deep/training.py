@@ -196,100 +196,110 @@ def train_process(task: TrainTask, comm) -> TrainOutput | None:
     import torch
 
     from pipelines.deep.gpu import select_device
-    from pipelines.deep.network import TabularNet
 
     torch.set_num_threads(max(1, task.threads))
     device = select_device(task.use_gpu, comm.local_rank)
     # Bit-for-bit reproducibility is promised on CPU; on GPU the fast (nondeterministic) kernels stay.
     seed_everything(task.seed, deterministic=device.type == "cpu")
     comm.setup(device, task.timeout_s)
-    rank, world = comm.rank, comm.world_size
     try:
-        train = ShardReader(task.train, rank, world, task.columns, seed=task.seed, shuffle_buffer=task.shuffle_buffer)
-        validation = (ShardReader(task.validation, rank, world, task.columns) if task.validation is not None else None)
+        output = _train(task, comm, device)
+    except BaseException:
+        comm.close(failed=True)  # no barrier: the other ranks may be inside a collective
+        raise
+    comm.close()  # after _train returned: the DDP model is freed while its process group still exists
+    return output
+
+
+def _train(task: TrainTask, comm, device) -> TrainOutput | None:
+    import torch
+
+    from pipelines.deep.network import TabularNet
+
+    rank, world = comm.rank, comm.world_size
+    train = ShardReader(task.train, rank, world, task.columns, seed=task.seed, shuffle_buffer=task.shuffle_buffer)
+    validation = (ShardReader(task.validation, rank, world, task.columns) if task.validation is not None else None)
+    rows = train.count()
+    largest, smallest = comm.max_int(rows), -comm.max_int(-rows)
+    if smallest * 2 < largest and not train.interleaved:
+        # the filter left the file shards unbalanced (e.g. files holding one split each)
+        _log(rank, "shards unbalanced (%d to %d rows): every rank reads all files, keeping every %d-th row",
+             smallest, largest, world)
+        train = ShardReader(task.train, rank, world, task.columns, seed=task.seed,
+                            shuffle_buffer=task.shuffle_buffer, interleave=True)
         rows = train.count()
-        largest, smallest = comm.max_int(rows), -comm.max_int(-rows)
-        if smallest * 2 < largest and not train.interleaved:
-            # the filter left the file shards unbalanced (e.g. files holding one split each)
-            _log(rank, "shards unbalanced (%d to %d rows): every rank reads all files, keeping every %d-th row",
-                 smallest, largest, world)
-            train = ShardReader(task.train, rank, world, task.columns, seed=task.seed,
-                                shuffle_buffer=task.shuffle_buffer, interleave=True)
-            rows = train.count()
-            largest = comm.max_int(rows)
-        if largest == 0:
-            raise ValueError(f"no training rows in {task.train.description}")
-        steps = max(1, math.ceil(largest / task.batch_size))
-        _log(rank, "%s: %d process(es) on %s, %d training rows on rank 0 (largest shard %d), %d steps/epoch of %d",
-             comm.name, world, device, rows, largest, steps, task.batch_size)
+        largest = comm.max_int(rows)
+    if largest == 0:
+        raise ValueError(f"no training rows in {task.train.description}")
+    steps = max(1, math.ceil(largest / task.batch_size))
+    _log(rank, "%s: %d process(es) on %s, %d training rows on rank 0 (largest shard %d), %d steps/epoch of %d",
+         comm.name, world, device, rows, largest, steps, task.batch_size)
 
-        torch.manual_seed(task.seed)  # identical initial weights on every rank
-        model = TabularNet(task.net).to(device)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=task.learning_rate, weight_decay=task.weight_decay)
-        model, optimizer = comm.wrap(model, optimizer)
-        raw_model = model.module if hasattr(model, "module") else model
-        scheduler = _schedule(task, optimizer, steps * task.max_epochs, steps)
-        amp = device.type == "cuda" and task.mixed_precision
-        scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    torch.manual_seed(task.seed)  # identical initial weights on every rank
+    model = TabularNet(task.net).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=task.learning_rate, weight_decay=task.weight_decay)
+    model, optimizer = comm.wrap(model, optimizer)
+    raw_model = model.module if hasattr(model, "module") else model
+    scheduler = _schedule(task, optimizer, steps * task.max_epochs, steps)
+    amp = device.type == "cuda" and task.mixed_precision
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
 
-        history: list[dict[str, float]] = []
-        best_value, best_epoch, stale, stopped_early = None, -1, 0, False
-        seen = 0.0
-        elapsed = 0.0
-        for epoch in range(task.max_epochs):
-            started = time.perf_counter()
-            total, weight_sum = 0.0, 0.0
-            for frame in train.batches(epoch, steps, task.batch_size):
-                numeric, categorical, label, weight = _tensors(task, frame, device)
-                optimizer.zero_grad()
-                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-                    output = model(numeric, categorical)
-                loss = _loss(task, output, label, weight)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                total += float(loss.detach()) * float(weight.sum())
-                weight_sum += float(weight.sum())
-            seconds = time.perf_counter() - started
-            elapsed += seconds
-            seen += steps * task.batch_size * world
-            metrics = {"epoch": float(epoch), "train_loss": total / max(weight_sum, 1e-12),
-                       "samples_per_second": steps * task.batch_size * world / max(seconds, 1e-9),
-                       "learning_rate": float(scheduler.get_last_lr()[0])}
-            metrics.update(_validate(task, raw_model, validation, comm, device))
-            history.append(metrics)
-            improved = False
-            if "val_loss" in metrics:
-                name, value, greater = _monitor(task, metrics)
-                improved = best_value is None or (value > best_value if greater else value < best_value)
-            else:
-                name, value, improved = "train_loss", metrics["train_loss"], True
-            if improved:
-                best_value, best_epoch, stale = value, epoch, 0
-                if rank == 0:
-                    state = {k: v.detach().cpu() for k, v in raw_model.state_dict().items()}
-                    task.store.put_torch(BEST, {"epoch": epoch, "metric": name, "value": value, "state_dict": state})
-            else:
-                stale += 1
-            _log(rank, "epoch %d/%d: train loss %.4f, %s, %.0f samples/s%s", epoch + 1, task.max_epochs,
-                 metrics["train_loss"], ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("val_")),
-                 metrics["samples_per_second"], " (best so far, checkpointed)" if improved else "")
-            if task.patience and stale >= task.patience:
-                stopped_early = True
-                _log(rank, "early stopping: %s did not improve for %d epoch(s); best epoch %d", name, stale, best_epoch + 1)
-                break
-        if rank != 0:
-            return None
-        task.store.put_json(HISTORY, history)
-        best = task.store.get_torch(BEST)  # the best epoch, restored from the store
-        return TrainOutput(
-            state_dict=best["state_dict"], best_epoch=int(best["epoch"]), best_metric=float(best["value"]),
-            history=history, world_size=world, device=str(device), samples_per_second=seen / max(elapsed, 1e-9),
-            checkpoint_uri=f"{task.store.uri.rstrip('/')}/{BEST}", stopped_early=stopped_early,
-        )
-    finally:
-        comm.close()
+    history: list[dict[str, float]] = []
+    best_value, best_epoch, stale, stopped_early = None, -1, 0, False
+    seen = 0.0
+    elapsed = 0.0
+    for epoch in range(task.max_epochs):
+        started = time.perf_counter()
+        total, weight_sum = 0.0, 0.0
+        for frame in train.batches(epoch, steps, task.batch_size):
+            numeric, categorical, label, weight = _tensors(task, frame, device)
+            optimizer.zero_grad()
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+                output = model(numeric, categorical)
+            loss = _loss(task, output, label, weight)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            total += float(loss.detach()) * float(weight.sum())
+            weight_sum += float(weight.sum())
+        seconds = time.perf_counter() - started
+        elapsed += seconds
+        seen += steps * task.batch_size * world
+        metrics = {"epoch": float(epoch), "train_loss": total / max(weight_sum, 1e-12),
+                   "samples_per_second": steps * task.batch_size * world / max(seconds, 1e-9),
+                   "learning_rate": float(scheduler.get_last_lr()[0])}
+        metrics.update(_validate(task, raw_model, validation, comm, device))
+        history.append(metrics)
+        improved = False
+        if "val_loss" in metrics:
+            name, value, greater = _monitor(task, metrics)
+            improved = best_value is None or (value > best_value if greater else value < best_value)
+        else:
+            name, value, improved = "train_loss", metrics["train_loss"], True
+        if improved:
+            best_value, best_epoch, stale = value, epoch, 0
+            if rank == 0:
+                state = {k: v.detach().cpu() for k, v in raw_model.state_dict().items()}
+                task.store.put_torch(BEST, {"epoch": epoch, "metric": name, "value": value, "state_dict": state})
+        else:
+            stale += 1
+        _log(rank, "epoch %d/%d: train loss %.4f, %s, %.0f samples/s%s", epoch + 1, task.max_epochs,
+             metrics["train_loss"], ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k.startswith("val_")),
+             metrics["samples_per_second"], " (best so far, checkpointed)" if improved else "")
+        if task.patience and stale >= task.patience:
+            stopped_early = True
+            _log(rank, "early stopping: %s did not improve for %d epoch(s); best epoch %d", name, stale, best_epoch + 1)
+            break
+    if rank != 0:
+        return None
+    task.store.put_json(HISTORY, history)
+    best = task.store.get_torch(BEST)  # the best epoch, restored from the store
+    return TrainOutput(
+        state_dict=best["state_dict"], best_epoch=int(best["epoch"]), best_metric=float(best["value"]),
+        history=history, world_size=world, device=str(device), samples_per_second=seen / max(elapsed, 1e-9),
+        checkpoint_uri=f"{task.store.uri.rstrip('/')}/{BEST}", stopped_early=stopped_early,
+    )
 
 
 FAILURES = "failures"

@@ -1,0 +1,79 @@
+"""TorchComm over gloo with two real processes: a run that ends right after its last collective
+(what rank 1 does when its epoch loop ends) shuts its process group down without hanging.
+
+PyTorch 2.13 deadlocked there about one teardown in three: the group's destructor joined a gloo
+worker thread while holding the GIL, and that thread needed the GIL to free a finished work's
+tensors. The DDP run and torchrun's exit barrier then waited until the training's wall-clock limit.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+
+import pytest
+
+RUNS = 25  # the old teardown hung within ~20 runs every time it was tried; these take ~15 s
+LIMIT_S = 90
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _one_run() -> int | None:
+    import torch
+
+    from pipelines.deep.comm import TorchComm
+
+    comm = TorchComm()
+    comm.setup(torch.device("cpu"), timeout_s=30)
+    try:
+        model, _ = comm.wrap(torch.nn.Linear(4, 1), None)
+        model(torch.randn(8, 4)).sum().backward()
+        total = comm.allreduce_sum(torch.tensor([1.0, float(comm.rank)]))
+        assert total.tolist() == [2.0, 1.0]
+        assert comm.max_int(comm.rank) == 1
+        return None if comm.rank else 0  # rank 1 returns at once, as in train_process
+    finally:
+        comm.close()
+
+
+def _process(rank: int, ports: list[int]) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    for port in ports:
+        os.environ["MASTER_PORT"] = str(port)
+        _one_run()
+
+
+def test_two_gloo_processes_tear_down_right_after_their_last_collective():
+    pytest.importorskip("torch.distributed", reason="torch without distributed support")
+    ports = _free_ports(RUNS)
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_process, args=(rank, ports), name=f"rank-{rank}") for rank in range(2)]
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.join(LIMIT_S)
+        hung = [process.name for process in processes if process.is_alive()]
+        assert not hung, f"{hung} still running after {LIMIT_S} s: the process group teardown deadlocked"
+        assert [process.exitcode for process in processes] == [0, 0]
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+                process.join(10)
