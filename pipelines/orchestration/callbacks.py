@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pipelines.orchestration.intervals import context_interval
+
 log = logging.getLogger("clickml.orchestration")
 
 
@@ -20,6 +22,11 @@ def describe_failure(context: dict[str, Any]) -> str:
         parts.append(f"try={getattr(ti, 'try_number', '?')}")
     parts.append(f"run={getattr(dag_run, 'run_id', None) or context.get('run_id', '?')}")
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is None and end is None and dag_run is not None:
+        try:  # a run without a logical date: the interval its tasks worked on
+            start, end = context_interval(context)
+        except Exception as exc:  # noqa: BLE001 - a failure report must not fail
+            log.debug("no interval for the failure report: %s", exc)
     if start is not None or end is not None:
         parts.append(f"interval=[{start}, {end})")
     host = getattr(ti, "hostname", None)

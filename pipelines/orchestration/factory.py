@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pipelines.orchestration.assets import table_asset
 from pipelines.orchestration.callbacks import log_failure
+from pipelines.orchestration.intervals import MACRO, run_interval
+from pipelines.orchestration.intervals import template as interval_template
 from pipelines.orchestration.settings import DagSettings, load_dag_settings
 from pipelines.orchestration.submit import spark_job
 
@@ -27,8 +29,9 @@ DagKind = Literal["ingest", "etl", "training"]
 BRONZE_GATED = ("bronze.events", "bronze.quarantine", "bronze.ingest_audit")
 SILVER_GATED = ("silver.events", "silver.sessions")
 
-INTERVAL_START = "{{ data_interval_start.strftime('%Y-%m-%dT%H:%M') }}"
-INTERVAL_END = "{{ data_interval_end.strftime('%Y-%m-%dT%H:%M') }}"
+INTERVAL_START = interval_template(0)
+INTERVAL_END = interval_template(1)
+"""The run's data interval; a run without one (no logical date) gets its timetable's manual interval."""
 RUN_GROUP = "{{ run_id }}"
 """Models registered by one DAG run share this tag; its promote task decides among them."""
 
@@ -66,6 +69,7 @@ def _dag(settings: DagSettings, dag_id: str, schedule: Any, catchup: bool, doc_m
         default_args=default_args(settings),
         on_failure_callback=log_failure,
         tags=[*orchestration.tags, f"profile:{settings.job_profile}"],
+        user_defined_macros={MACRO: run_interval},
     )
 
 
@@ -162,7 +166,7 @@ def build_etl_dag(settings: DagSettings):
     features = [tables.user_features, tables.product_features, tables.category_features,
                 tables.user_category_features]
     training_sets = [tables.propensity_training, tables.implicit_training]
-    as_of = ["--as-of", "{{ data_interval_end | ds }}"] if etl.features_as_of == "interval_end" else []
+    as_of = ["--as-of", interval_template(1, "%Y-%m-%d")] if etl.features_as_of == "interval_end" else []
     doc = (
         f"### Daily ETL and features (`{etl.cron}`, UTC)\n\n"
         "`build_silver` (incremental: the event dates that new bronze batches touched) -> `validate_silver` -> "

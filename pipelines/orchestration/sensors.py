@@ -20,8 +20,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator
-from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout, AirflowSkipException
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+)
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from pipelines.orchestration.intervals import context_interval
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +102,7 @@ class LandingFilesSensor(BaseSensorOperator):
         self.deferrable, self.skip_on_timeout = deferrable, skip_on_timeout
 
     def _interval(self, context) -> tuple[dt.datetime, dt.datetime]:
-        start, end = context["data_interval_start"], context["data_interval_end"]
+        start, end = context_interval(context)
         return (dt.datetime.fromisoformat(str(start)).astimezone(dt.timezone.utc),
                 dt.datetime.fromisoformat(str(end)).astimezone(dt.timezone.utc))
 

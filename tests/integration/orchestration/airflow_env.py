@@ -26,6 +26,9 @@ for spec in json.loads(sys.argv[1]):
     kwargs = {}
     if spec.get("logical_date"):
         kwargs["logical_date"] = dt.datetime.fromisoformat(spec["logical_date"])
+    if spec.get("run_after"):  # a run without a logical date (REST/CLI trigger without one)
+        kwargs["logical_date"] = None
+        kwargs["run_after"] = dt.datetime.fromisoformat(spec["run_after"])
     if spec.get("mark_success"):
         kwargs["mark_success_pattern"] = spec["mark_success"]
     run = dags[spec["dag_id"]].test(**kwargs)
@@ -77,10 +80,11 @@ def airflow_env(tmp_path: Path, overrides: list[str], spark_host: str = "local[2
 
 
 def run_dags(env: dict[str, str], runs: list[dict], timeout: float, log_to: Path) -> tuple[list[dict], str]:
-    """Run `dag.test()` for each of `runs` ({dag_id, logical_date?, mark_success?}) in one subprocess.
+    """Run `dag.test()` for each of `runs` ({dag_id, logical_date?, run_after?, mark_success?}) in one subprocess.
 
     A manual run's data interval is the last complete one before its logical date (hourly:
-    logical date 11:00 -> [10:00, 11:00)). Returns the runs' states and the output, which holds
+    logical date 11:00 -> [10:00, 11:00)). `run_after` instead of `logical_date` makes a run without
+    a logical date (and so, in Airflow 3, without a data interval) due at that time. Returns the runs' states and the output, which holds
     the task logs (dag.test logs to the console).
     """
     with open(log_to, "w") as log:

@@ -84,3 +84,23 @@ def test_a_failed_model_fails_the_training_run_after_the_others_are_promoted(tmp
     assert tasks["train_propensity.gbt"] == "failed" and tasks["check_models"] == "failed"
     assert tasks["train_propensity.lr"] == "success" and tasks["train_propensity.promote"] == "success"
     assert tasks["train_recommender.promote"] == "success"
+
+
+def test_runs_without_a_logical_date_work_on_the_interval_their_timetable_infers(tmp_path, fake_spark):
+    # Bug: Airflow 3 gives a run triggered without a logical date no data interval; the landing
+    # sensor failed with KeyError 'data_interval_start' and the templates could not render.
+    _land(tmp_path, "2024-01-03", "10")
+    env = airflow_env(tmp_path, ["orchestration.ingest.sensor.poke_interval_seconds=1",
+                                 "orchestration.ingest.sensor.timeout_hours=0.001",
+                                 "orchestration.etl.features_as_of=interval_end"], path_prefix=fake_spark)
+    results, output = run_dags(env, [
+        {"dag_id": "clickstream_ingest", "run_after": "2024-01-03T11:20:00+00:00"},  # the last complete hour
+        {"dag_id": "clickstream_etl_features", "run_after": "2024-01-04T09:00:00+00:00"},  # the last complete day
+    ], timeout=240, log_to=tmp_path / "dagtest.log")
+    ingest, etl = results
+    assert ingest["state"] == "success" and set(ingest["tasks"].values()) == {"success"}, ingest
+    ingest_log = output.split("DAGRUN ")[0]
+    assert "--source clickstream --start 2024-01-03T10:00 --end 2024-01-03T11:00" in ingest_log
+    assert etl["state"] == "success", etl
+    assert "jobs/build_features.py --profile local --conf-dir" in output
+    assert "--as-of 2024-01-04" in output.split("DAGRUN ")[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -48,8 +49,13 @@ def test_ingest_dag_waits_ingests_the_interval_and_gates(dags, dag_settings):
     args = ingest.application_args
     assert args[:2] == ["--profile", "local"] and "--conf-dir" in args
     assert args[args.index("--source") + 1] == "clickstream"
-    assert "data_interval_start" in args[args.index("--start") + 1]
-    assert "data_interval_end" in args[args.index("--end") + 1]
+    hour = dt.datetime(2024, 1, 3, 10, tzinfo=dt.timezone.utc)
+    scheduled = SimpleNamespace(data_interval_start=hour, data_interval_end=hour + dt.timedelta(hours=1))
+    assert _render(dag, args[args.index("--start") + 1], scheduled) == "2024-01-03T10:00"
+    assert _render(dag, args[args.index("--end") + 1], scheduled) == "2024-01-03T11:00"
+    # Without a logical date (no data interval): the last complete hour before the trigger.
+    triggered = SimpleNamespace(data_interval_start=None, data_interval_end=None, run_after=hour + dt.timedelta(minutes=90))
+    assert _render(dag, args[args.index("--start") + 1], triggered) == "2024-01-03T10:00"
     assert {a.name for a in ingest.outlets} == {"bronze.events", "bronze.quarantine", "bronze.ingest_audit"}
     assert ingest.retries == 2 and ingest.retry_exponential_backoff == 2.0
     assert ingest.execution_timeout == dt.timedelta(minutes=60)
@@ -79,7 +85,14 @@ def test_etl_dag_is_a_gated_chain_with_asset_outlets(dags):
 def test_features_can_take_the_interval_end(dag_settings):
     dag = build_dags(dag_settings("orchestration.etl.features_as_of=interval_end"))["clickstream_etl_features"]
     args = dag.get_task("build_features").application_args
-    assert args[args.index("--as-of") + 1] == "{{ data_interval_end | ds }}"
+    day = SimpleNamespace(data_interval_start=dt.datetime(2024, 1, 3, 0, 30, tzinfo=dt.timezone.utc),
+                          data_interval_end=dt.datetime(2024, 1, 4, 0, 30, tzinfo=dt.timezone.utc))
+    assert _render(dag, args[args.index("--as-of") + 1], day) == "2024-01-04"
+
+
+def _render(dag, text: str, dag_run) -> str:
+    """A templated argument as the task would get it (the DAG's Jinja environment and macros)."""
+    return dag.get_template_env().from_string(text).render(dag=dag, dag_run=dag_run)
 
 
 def test_training_dag_runs_on_the_training_assets_models_in_parallel(dags, dag_settings, tmp_path):
