@@ -215,6 +215,11 @@ class IngestConfig(Section):
     """Streaming checkpoints of incremental ingestion; None means `<lake.root>/_checkpoints/ingest`."""
     max_files_per_trigger: int = Field(default=1000, ge=1)
     """Incremental mode: at most this many new files per micro-batch (progress is logged per batch)."""
+    bronze_dedup_days: int = Field(default=1, ge=0, le=366)
+    """An event whose id bronze already holds (from another batch) with an event date at most this
+    many days from its own is a duplicate (`duplicates_in_bronze`): 1 catches a retry re-stamped
+    across midnight, 0 looks at the same event date only. Each day widens the slice of bronze
+    (event_id and event_date only) that every batch reads."""
 
 
 class BotRulesConfig(Section):

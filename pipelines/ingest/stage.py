@@ -463,30 +463,38 @@ def drop_existing(
     spark: SparkSession, lake: Lake, config: ClickmlConfig, staged: StagedFiles, batch_id: str, compression: str
 ) -> tuple[StagedFiles, int]:
     """Take out of the staged bronze files the rows whose event id bronze already holds from
-    another batch on the same event date; returns the files to commit and how many rows went.
+    another batch with an event date at most `ingest.bronze_dedup_days` from theirs; returns the
+    files to commit and how many rows went.
 
-    Only the event dates the batch writes are read from bronze (partition pruning), and staged
-    files are rewritten only for the dates that have such rows (a replayed file, say).
+    Only those event dates are read from bronze (partition pruning; event_id and event_date), and
+    staged files are rewritten only for the dates that have such rows (a replayed file, say).
     """
     table = config.tables.bronze_events
     if not staged.files or not lake.exists(table):
         return staged, 0
+    reach = config.ingest.bronze_dedup_days
     dates = sorted({v for f in staged.files if (v := f.partition_values.get("event_date"))})
-    filters = [("event_date", "in", dates)]
+    around = sorted({(dt.date.fromisoformat(d) + dt.timedelta(days=k)).isoformat()
+                     for d in dates for k in range(-reach, reach + 1)})
+    filters = [("event_date", "in", around)]
     if not dates or not lake.snapshot(table, partition_filters=filters).files:
         return staged, 0
-    existing = lake.read(table, partition_filters=filters).where(F.col("batch_id") != batch_id).select("event_date", "event_id")
-    keys = ["event_date", "event_id"]
+    existing = (
+        lake.read(table, partition_filters=filters).where(F.col("batch_id") != batch_id)
+        .select(F.col("event_id").alias("__id"), F.col("event_date").alias("__date"))
+    )
+    same_event = (F.col("event_id") == F.col("__id")) & (F.abs(F.datediff("event_date", "__date")) <= reach)
     # Bounded: one row per event date of the batch.
     hits = {
         r["event_date"].isoformat(): r["count"]
-        for r in staged.frame(spark).select(*keys).join(existing, keys, "left_semi").groupBy("event_date").count().collect()
+        for r in staged.frame(spark).select("event_date", "event_id").join(existing, same_event, "left_semi")
+        .groupBy("event_date").count().collect()
     }
     if not hits:
         return staged, 0
     affected = [f for f in staged.files if f.partition_values.get("event_date") in hits]
     before = StagedFiles(staged.table, staged.location, staged.schema, staged.partition_by, affected)
-    kept = before.frame(spark).join(existing, keys, "left_anti").select(*[f.name for f in staged.schema])
+    kept = before.frame(spark).join(existing, same_event, "left_anti").select(*[f.name for f in staged.schema])
     folder, _ = new_folder()
     try:
         write_parquet(kept, staged.location, folder, staged.partition_by, compression)

@@ -369,6 +369,34 @@ def test_replayed_file_is_counted_as_already_in_bronze(spark, tmp_path, generate
     assert bronze_leftovers(lake, config) == []
 
 
+def test_a_retry_restamped_across_midnight_is_already_in_bronze(spark, tmp_path):
+    # Bug: the check against bronze matched the event id on the same event date only, so a
+    # client retry re-stamped after midnight landed in bronze a second time.
+    config = make_config(tmp_path)
+    event = {"event_id": "e1", "event_time": "2024-01-02T23:59:58Z", "event_type": "search", "user_id": "u1",
+             "session_id": "s1", "price": 1.5}
+    batches = [
+        ("2024-01-03", "00", [event, {**event, "event_id": "e2"}]),
+        ("2024-01-03", "01", [{**event, "event_time": "2024-01-03T00:00:03Z"},  # e1 again, the next day
+                              {**event, "event_id": "e3", "event_time": "2024-01-03T00:00:04Z"}]),
+        ("2024-01-05", "01", [{**event, "event_id": "e2", "event_time": "2024-01-05T00:20:00Z"}]),  # 3 days on: new
+    ]
+    for date, hour, lines in batches:
+        folder = Path(config.landing.root) / "clickstream" / f"date={date}" / f"hour={hour}"
+        folder.mkdir(parents=True)
+        (folder / "p.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    lake = Lake(config, spark)
+    results = []
+    for date, hour, _ in batches:
+        start = dt.datetime.fromisoformat(f"{date}T{hour}:00")
+        results += ingest.run(config, spark, "clickstream", start, start + dt.timedelta(hours=1), lake=lake)
+    assert [(r.bronze_written, r.duplicates_in_bronze) for r in results] == [(2, 0), (1, 1), (1, 0)]
+    rows = lake.read(config.tables.bronze_events).select("event_id", "event_date").collect()  # tiny
+    assert sorted((r.event_id, r.event_date.isoformat()) for r in rows) == [
+        ("e1", "2024-01-02"), ("e2", "2024-01-02"), ("e2", "2024-01-05"), ("e3", "2024-01-03")]
+    assert bronze_leftovers(lake, config) == []
+
+
 def test_valid_events_without_an_event_time_go_to_bronze(spark, tmp_path):
     """A source that does not require event_time: its valid events without one have no event
     date; they are staged beside the quarantined records and still end in bronze."""
