@@ -37,3 +37,15 @@ def test_dag_level_failure_and_broken_context_do_not_raise(caplog):
     with caplog.at_level(logging.ERROR, logger="clickml.orchestration"):
         log_failure(Broken())
     assert "could not describe" in caplog.text
+
+
+def test_a_run_without_a_logical_date_is_described_with_its_inferred_interval():
+    from airflow.sdk import DAG, CronDataIntervalTimetable
+
+    utc = dt.timezone.utc
+    dag = DAG(dag_id="clickstream_ingest", schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+              start_date=dt.datetime(2024, 1, 1, tzinfo=utc))
+    run = SimpleNamespace(run_id="manual__x", dag_id="clickstream_ingest", data_interval_start=None,
+                          data_interval_end=None, run_after=dt.datetime(2024, 1, 3, 11, 20, tzinfo=utc))
+    text = describe_failure({"dag": dag, "dag_run": run, "reason": "task_failure"})
+    assert "interval=[2024-01-03 10:00:00+00:00, 2024-01-03 11:00:00+00:00)" in text, text
