@@ -160,17 +160,36 @@ def _build_chunk(
     )
     frames = build_features(events, chunk, config.features.windows_days)
     replaced = [{"as_of_date": d} for d in chunk]
+    replaced_tables = []
     for entity, frame in frames.items():
         name = getattr(tables, ENTITY_TABLES[entity])
-        written = lake.write(
-            frame, name, mode="overwrite_partitions", partition_by=["as_of_date"], replace_partitions=replaced
-        )
+        if lake.exists(name) and _columns(lake.read(name).schema) != _columns(frame.schema):
+            # New definitions (e.g. another `features.windows_days`) change the columns: every
+            # requested as-of date is being rebuilt (the definitions are in each fingerprint);
+            # the table starts over with the new schema from this chunk.
+            log.warning("features: %s gets a new schema (feature definitions changed); replacing the table", name)
+            written = lake.write(frame, name, mode="overwrite", partition_by=["as_of_date"], overwrite_schema=True)
+            replaced_tables.append(name)
+        else:
+            written = lake.write(
+                frame, name, mode="overwrite_partitions", partition_by=["as_of_date"], replace_partitions=replaced
+            )
         result.rows[name] = result.rows.get(name, 0) + written.rows_added
     # Progress last: a run killed before this line rebuilds the chunk (the writes above replace
-    # whole as-of partitions, so that is idempotent).
+    # whole as-of partitions, so that is idempotent). After a table was replaced, progress starts
+    # over too, so that it lists exactly the as-of dates the tables hold.
     now = dt.datetime.now(dt.timezone.utc)
     progress = spark.createDataFrame(
         [(d, fingerprints[d], silver_version, now) for d in chunk],
         "as_of_date date, fingerprint string, silver_version long, built_at timestamp",
     )
-    lake.write(progress, tables.features_progress, mode="overwrite_partitions", partition_by=["as_of_date"], replace_partitions=replaced)
+    if replaced_tables:
+        lake.write(progress, tables.features_progress, mode="overwrite", partition_by=["as_of_date"])
+    else:
+        lake.write(progress, tables.features_progress, mode="overwrite_partitions", partition_by=["as_of_date"],
+                   replace_partitions=replaced)
+
+
+def _columns(schema) -> dict[str, str]:
+    """Column name -> type of a Spark schema (nullability aside: the lake's reads make every column nullable)."""
+    return {f.name: f.dataType.simpleString() for f in schema.fields}

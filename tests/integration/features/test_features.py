@@ -79,3 +79,21 @@ def test_gold_and_training_set_suites_pass_on_generated_data(spark, built):
                   tables.user_category_features, tables.propensity_training, tables.implicit_training):
         result = validate.run(config, spark, table, lake=lake)
         assert result.success, result.failure_message()
+
+
+def test_new_windows_replace_the_tables_schema_and_rebuild_every_date(spark, built, monkeypatch):
+    # Bug: a new `features.windows_days` changes the tables' columns, and every later run, with
+    # --full-refresh too, failed with a schema mismatch until the gold tables were deleted by hand.
+    config, lake = built
+    features_stage.run(config, spark, lake=lake)
+    changed = config.model_copy(deep=True)
+    changed.features.windows_days = [1, 3]
+    monkeypatch.setattr(features_stage, "CHUNK_DAYS", 4)  # the table is replaced by the first chunk only
+    result = features_stage.run(changed, spark, lake=lake)
+    assert result.built == [dt.date(2024, 1, d) for d in range(2, 9)]
+    users = lake.read(config.tables.user_features)
+    assert "events_3d" in users.columns and "events_7d" not in users.columns
+    assert sorted(r[0] for r in users.select("as_of_date").distinct().collect()) == result.built  # small
+    progress = lake.read(config.tables.features_progress).select("as_of_date").collect()  # one row per date
+    assert sorted(r[0] for r in progress) == result.built
+    assert features_stage.run(changed, spark, lake=lake).built == []  # up to date under the new definitions
