@@ -402,13 +402,30 @@ class RegistrySpec(Section):
 
     name: str
     """Registered model name."""
-    metric: str = "roc_auc"
-    """Metric compared between challenger and champion, on the same evaluation data."""
-    greater_is_better: bool = True
+    metric: str | None = None
+    """Metric compared between challenger and champion, on the same evaluation data. Default by
+    the job's task: roc_auc (binary), weighted_f1 (multiclass), rmse (regression), ndcg_at_k
+    (recommendation)."""
+    greater_is_better: bool | None = None
+    """Direction of `metric`; default: lower is better for error metrics (rmse, mse, mae,
+    log_loss, brier, brier_score, calibration_error), higher for the others."""
     margin: float = Field(default=0.0, ge=0.0)
     """The challenger must beat the champion by more than this."""
     prediction_suite: str | None = "predictions"
     """GX suite the challenger's predictions must pass (none: no prediction gate)."""
+
+    @model_validator(mode="after")
+    def _direction(self) -> RegistrySpec:
+        if self.greater_is_better is None and self.metric is not None:
+            self.greater_is_better = self.metric not in LOWER_IS_BETTER
+        return self
+
+
+LOWER_IS_BETTER = frozenset({"rmse", "mse", "mae", "log_loss", "brier", "brier_score", "calibration_error"})
+"""Registry metrics where a smaller value is the better model."""
+DEFAULT_REGISTRY_METRIC = {
+    "binary": "roc_auc", "multiclass": "weighted_f1", "regression": "rmse", "recommendation": "ndcg_at_k",
+}
 
 
 class TrainJobSpec(Section):
@@ -458,6 +475,9 @@ class TrainJobSpec(Section):
                 raise ValueError(f"model {name}: {model.algorithm} does not support search; set params directly")
             if self.task in ("binary", "multiclass") and model.algorithm.endswith("regression") and model.algorithm != "logistic_regression":
                 raise ValueError(f"model {name}: {model.algorithm} is a regressor; task {self.task} needs a classifier")
+        if self.registry is not None and self.registry.metric is None:
+            self.registry.metric = DEFAULT_REGISTRY_METRIC[self.task]
+            self.registry.greater_is_better = self.registry.metric not in LOWER_IS_BETTER
         return self
 
 

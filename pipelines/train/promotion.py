@@ -109,8 +109,12 @@ def decide(spec: RegistrySpec, version: str, value: float, gate: tuple[bool, str
     elif str(champion.version) == str(version):
         promoted, reason = False, "already the champion"
     else:
-        champion_value = score_champion(f"models:/{spec.name}@{CHAMPION}")
-        promoted, reason = compare(spec, value, champion_value)
+        unusable = champion_unusable(spec, champion, score_champion)
+        if isinstance(unusable, str):
+            promoted, reason = True, unusable
+        else:
+            champion_value = unusable
+            promoted, reason = compare(spec, value, champion_value)
     if promoted:
         client.set_registered_model_alias(spec.name, CHAMPION, version)
     decision = Decision(
@@ -120,6 +124,21 @@ def decide(spec: RegistrySpec, version: str, value: float, gate: tuple[bool, str
     client.set_model_version_tag(spec.name, version, "promotion", ("promoted: " if promoted else "not promoted: ") + reason)
     log.info("registry: %s version %s %s (%s)", spec.name, version, "is the new champion" if promoted else "stays challenger", reason)
     return decision
+
+
+def champion_unusable(spec: RegistrySpec, champion, score_champion: Callable[[str], float]) -> float | str:
+    """The champion's metric on this evaluation data, or why it cannot be scored on it: its input
+    columns are gone (new feature definitions, another table), so it could not serve either and
+    the challenger replaces it. Any other failure (registry, storage) propagates."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        return score_champion(f"models:/{spec.name}@{CHAMPION}")
+    except AnalysisException as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        log.warning("registry: %s champion version %s cannot score the current evaluation data: %s",
+                    spec.name, champion.version, first)
+        return f"champion v{champion.version} cannot score the current evaluation data (its inputs changed: {first})"
 
 
 def register_and_promote(

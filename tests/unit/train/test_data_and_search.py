@@ -99,3 +99,16 @@ def test_promotion_needs_a_gain_beyond_the_margin():
     lower = RegistrySpec(name="m", metric="rmse", greater_is_better=False)
     assert compare(lower, 1.0, 1.2)[0] is True and compare(lower, 1.3, 1.2)[0] is False
     assert compare(spec, float("nan"), 0.5)[0] is False
+
+
+def test_error_metrics_are_lower_is_better_and_each_task_has_its_default_metric():
+    # Bug: greater_is_better defaulted to True whatever the metric, so a challenger with a higher
+    # log_loss or rmse beat the champion; a regression job's default metric was roc_auc.
+    assert compare(RegistrySpec(name="m", metric="log_loss"), 0.90, 0.30)[0] is False
+    assert compare(RegistrySpec(name="m", metric="rmse"), 1.0, 5.0)[0] is True
+    assert RegistrySpec(name="m", metric="rmse", greater_is_better=True).greater_is_better is True  # explicit wins
+    job = {"data": {"table": "t.x"}, "label": "y", "registry": {"name": "m"}}
+    regression = TrainJobSpec.model_validate({**job, "task": "regression", "models": {"m": {"algorithm": "linear_regression"}}})
+    assert (regression.registry.metric, regression.registry.greater_is_better) == ("rmse", False)
+    binary = TrainJobSpec.model_validate({**job, "task": "binary", "models": {"m": {"algorithm": "logistic_regression"}}})
+    assert (binary.registry.metric, binary.registry.greater_is_better) == ("roc_auc", True)

@@ -48,3 +48,44 @@ def test_the_recommenders_at_k_metric_is_read_at_the_jobs_k(monkeypatch):
     job = SimpleNamespace(k=10)
     assert recommend.metric_of(None, None, job, "ndcg_at_k", "m") == 0.25
     assert recommend.metric_of(None, None, job, "rmse", "m") == 1.5
+
+
+class _Registry:
+    """A registry whose champion is version 1; records alias moves and tags."""
+
+    def __init__(self):
+        self.aliases, self.tags = {}, {}
+
+    def get_model_version_by_alias(self, name, alias):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(version="1")
+
+    def set_registered_model_alias(self, name, alias, version):
+        self.aliases[alias] = version
+
+    def set_model_version_tag(self, name, version, key, value):
+        self.tags[(version, key)] = value
+
+
+def test_a_champion_whose_inputs_are_gone_is_replaced_and_other_failures_propagate(spark, monkeypatch):
+    # Bug: after a feature change removed a column the champion used, scoring it raised an
+    # AnalysisException and every train/promote run failed until the alias was moved by hand.
+    registry = _Registry()
+    monkeypatch.setattr("mlflow.MlflowClient", lambda: registry)
+    spec = promotion.RegistrySpec(name="m", metric="roc_auc")
+
+    def gone(uri):
+        return spark.range(1).select("events_30d").count()  # the champion's input column is not there
+
+    decision = promotion.decide(spec, "2", 0.7, (True, "passed"), gone)
+    assert decision.promoted and registry.aliases == {"champion": "2"}
+    assert "champion v1 cannot score the current evaluation data" in decision.reason
+    assert "events_30d" in decision.reason
+
+    def down(uri):
+        raise MlflowException("database is locked", INTERNAL_ERROR)
+
+    with pytest.raises(MlflowException):
+        promotion.decide(spec, "3", 0.9, (True, "passed"), down)
+    assert registry.aliases == {"champion": "2"}
