@@ -1,7 +1,8 @@
 """Bronze rows that share an event id: silver keeps one, the same one whatever else is read.
 
-The ingest drops repeats of an event id within a batch and on the same event date; a source that
-sends one id again with another time puts it in bronze on two dates. Which copy silver keeps must
+The ingest drops repeats of an event id within a batch and within `ingest.bronze_dedup_days` of
+its event date; a source that sends one id again with a time further off puts it in bronze on two
+dates (and `stage.plan_rebuild` rebuilds the days of all its copies together). Which copy silver keeps must
 not depend on the days a run happens to read (an arbitrary pick let one run keep the Jan 1 copy
 and a later run the Jan 2 copy, and the event left both days).
 """

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 from pyspark import StorageLevel
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.config import ClickmlConfig
@@ -90,10 +90,9 @@ def run(config: ClickmlConfig, spark: SparkSession, lake: Lake | None = None, fu
             _record_progress(spark, lake, config, batches)
         log.info("silver: nothing to rebuild")
         return result
-    rebuild, context = rebuild_days(touched, config.silver.max_session_hours)
+    rebuild, context, bronze = plan_rebuild(lake, config, touched)
     log.info("silver: %d new batch(es) touch %d day(s); rebuilding %s..%s", len(batches), len(touched), rebuild[0], rebuild[-1])
 
-    bronze = lake.read(tables.bronze_events, partition_filters=[("event_date", "in", [d.isoformat() for d in context])])
     events = first_copy_per_event(bronze).withColumnRenamed("session_id", "client_session_id")
     sessionized = sessionize(events, config.silver.session_gap_minutes).persist(StorageLevel.MEMORY_AND_DISK)
     try:
@@ -127,6 +126,47 @@ def run(config: ClickmlConfig, spark: SparkSession, lake: Lake | None = None, fu
     result.dates, result.batches, result.seconds = rebuild, len(batches), time.time() - started
     log.info("%s", result.report())
     return result
+
+
+MAX_PLAN_ROUNDS = 10
+
+
+def plan_rebuild(lake: Lake, config: ClickmlConfig, touched: list[dt.date]):
+    """(days to rebuild, days to read, bronze of the days to read) for the touched days.
+
+    An event id that bronze holds on two dates (a source re-sent it with another time, further
+    apart than the ingest's `bronze_dedup_days`) is kept once, by `first_copy_per_event`. When one
+    of its copies is on a rebuilt day, which copy wins may have changed (a new, earlier copy), so
+    the days of its other copies are rebuilt as well: otherwise the copy kept there by an earlier
+    run would stay beside the one kept now. Each round adds those days and reads again.
+    """
+    wanted = set(touched)
+    for _ in range(MAX_PLAN_ROUNDS):
+        rebuild, context = rebuild_days(sorted(wanted), config.silver.max_session_hours)
+        bronze = lake.read(
+            config.tables.bronze_events, partition_filters=[("event_date", "in", [d.isoformat() for d in context])]
+        )
+        others = days_of_other_copies(bronze, rebuild)
+        if not others:
+            return rebuild, context, bronze
+        log.info("silver: event ids on the rebuilt days have copies on %s; rebuilding those days too",
+                 ", ".join(str(d) for d in others))
+        wanted |= others
+    raise RuntimeError(f"silver: the days to rebuild still grew after {MAX_PLAN_ROUNDS} rounds (through {max(wanted)}); "
+                       "run with --full-refresh")
+
+
+def days_of_other_copies(bronze: DataFrame, rebuild: list[dt.date]) -> set[dt.date]:
+    """Days outside `rebuild` that hold a copy of an event id that also has a copy on a rebuilt day."""
+    copies = (
+        bronze.where(F.col("event_date").isNotNull())
+        .groupBy("event_id").agg(F.collect_set("event_date").alias("dates"))
+        .where(F.size("dates") > 1)
+        .where(F.arrays_overlap("dates", F.array(*[F.lit(d) for d in rebuild])))
+    )
+    # Bounded: at most one row per day read.
+    rows = copies.select(F.explode("dates").alias("day")).where(~F.col("day").isin(rebuild)).distinct().collect()
+    return {r["day"] for r in rows}
 
 
 def rebuild_days(touched: list[dt.date], max_session_hours: float) -> tuple[list[dt.date], list[dt.date]]:

@@ -145,3 +145,21 @@ def test_a_bot_day_read_as_context_leaves_the_session_crossing_into_the_rebuilt_
     assert silver.run(config, spark, lake=lake).dates == [dt.date(2024, 3, d) for d in (2, 3, 4)]
     assert bot_sessions() == expected
     assert [r.event_date for r in lake.read(config.tables.silver_bot_users).collect()] == [dt.date(2024, 3, 1)]
+
+
+def test_a_copy_re_sent_with_an_earlier_time_leaves_the_day_of_the_copy_kept_before(spark, tmp_path):
+    # Bug: the second run kept the new, earlier copy (Jan 3) but rebuilt only Jan 2..4, so the
+    # Jan 5 copy kept by the first run stayed in silver: one event on two days.
+    config = make_config(tmp_path)
+    lake = Lake(config, spark)
+    write_bronze_batch(spark, lake, config, "batch-1", [("e1", dt.datetime(2024, 1, 5, 10), "u1"),
+                                                        ("e2", dt.datetime(2024, 1, 5, 11), "u1")])
+    silver.run(config, spark, lake=lake)
+    write_bronze_batch(spark, lake, config, "batch-2", [("e1", dt.datetime(2024, 1, 3, 10), "u1")])
+    result = silver.run(config, spark, lake=lake)
+    assert dt.date(2024, 1, 5) in result.dates
+    events = lake.read(config.tables.silver_events).where(F.col("event_id") == "e1").collect()  # tiny
+    assert [r.event_time for r in events] == [dt.datetime(2024, 1, 3, 10)]
+    incremental = sessions_signature(lake, config)
+    silver.run(config, spark, lake=lake, full_refresh=True)
+    assert sessions_signature(lake, config) == incremental
