@@ -63,6 +63,7 @@ def load_table(config: ClickmlConfig, spark: SparkSession, spec: DataSpec, lake:
 
 def split(frame: DataFrame, job: TrainJobSpec, source: str) -> dict[str, DataFrame]:
     spec = job.data
+    how = ""
     if spec.split_column:
         _require(frame, spec.split_column, source, "data.split_column")
         values = [r[0] for r in frame.select(spec.split_column).distinct().limit(10).collect()]  # bounded: <= 10 values
@@ -73,9 +74,14 @@ def split(frame: DataFrame, job: TrainJobSpec, source: str) -> dict[str, DataFra
     elif spec.time_column:
         _require(frame, spec.time_column, source, "data.time_column")
         t = _time_value(frame, spec.time_column)
-        cut_val, cut_test = frame.select(t.alias("__t")).approxQuantile(
+        cuts = frame.select(t.alias("__t")).approxQuantile(
             "__t", [1 - spec.test_share - spec.validation_share, 1 - spec.test_share], 0.001
         )
+        if len(cuts) < 2:  # no row with a time
+            raise TrainingDataError(f"{source}: no rows with a {spec.time_column} to split on (data.time_column)")
+        cut_val, cut_test = cuts
+        how = (f" (data.time_column {spec.time_column}: the split points fall on {cut_val:g} and {cut_test:g}; "
+               "too few distinct times for test_share and validation_share - use a finer time column or split_column)")
         parts = {"train": frame.where(t < cut_val), "test": frame.where(t >= cut_test)}
         if spec.validation_share > 0:
             parts["validation"] = frame.where((t >= cut_val) & (t < cut_test))
@@ -86,6 +92,9 @@ def split(frame: DataFrame, job: TrainJobSpec, source: str) -> dict[str, DataFra
     for required in ("train", "test"):
         if required not in parts:
             raise TrainingDataError(f"{source}: no {required} rows after splitting")
+    for name, part in parts.items():
+        if part.isEmpty():  # cheap where there are rows: stops at the first one
+            raise TrainingDataError(f"{source}: the {name} split has no rows{how}")
     return parts
 
 

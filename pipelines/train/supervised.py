@@ -113,9 +113,10 @@ def _importances(model: PipelineModel, scored: DataFrame, algorithm: str) -> tup
     names = feature_names(scored)
     if algorithm in TREES:
         values = list(last.featureImportances.toArray())
-    elif algorithm in LINEAR and getattr(last, "numClasses", 2) > 2:
-        # Multinomial: one coefficient row per class (`coefficients` raises); a feature's weight is
-        # its largest magnitude over the classes.
+    elif algorithm in LINEAR and hasattr(last, "coefficientMatrix") and last.coefficientMatrix.numRows > 1:
+        # Multinomial (more than two classes, or `family: multinomial` on two): one coefficient
+        # row per class (`coefficients` raises); a feature's weight is its largest magnitude over
+        # the classes.
         matrix = last.coefficientMatrix.toArray()
         values = [float(abs(matrix[:, j]).max()) for j in range(matrix.shape[1])]
     elif algorithm in LINEAR and hasattr(last, "coefficients"):

@@ -37,6 +37,19 @@ def test_split_by_column_time_and_random(spark):
         split(bad, job({"split_column": "split"}), "t.x")
 
 
+
+def test_a_time_split_that_leaves_a_split_empty_says_so(spark):
+    # Bug: two dates only: both split points fell on the last one, validation was empty, and
+    # training failed after the fit with "no rows to evaluate".
+    rows = [(i, i % 2, dt.date(2024, 1, 1 + (i >= 50))) for i in range(100)]
+    frame = spark.createDataFrame(rows, "id int, label int, day date")
+    with pytest.raises(TrainingDataError, match="the validation split has no rows .*too few distinct times"):
+        split(frame, job({"time_column": "day", "validation_share": 0.2, "test_share": 0.2}), "t.x")
+    empty = spark.createDataFrame([], "id int, label int, day date")
+    with pytest.raises(TrainingDataError, match="no rows with a day"):
+        split(empty, job({"time_column": "day"}), "t.x")
+
+
 def test_class_weights_balance_and_label_checks(spark):
     frame = spark.createDataFrame([(0,)] * 30 + [(1,)] * 10, "label int")
     weights = class_weights(frame, job({}), "t")

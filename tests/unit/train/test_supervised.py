@@ -19,3 +19,15 @@ def test_binary_logistic_regression_importances_keep_the_coefficients_sign(spark
     names, values = _importances(model, model.transform(frame), "logistic_regression")
     weights = dict(zip(names, values, strict=True))
     assert weights["up"] > 0 > weights["down"], weights
+
+
+def test_binary_multinomial_logistic_regression_has_importances(spark):
+    # Bug: with `family: multinomial` on two classes the code asked for `coefficients`, which
+    # Spark refuses for a multinomial model, and training failed after the fit.
+    rows = [(float(i % 10), float((i * 7) % 10), float(i % 10 > (i * 7) % 10)) for i in range(60)]
+    frame = spark.createDataFrame(rows, "up double, down double, label double").withColumnRenamed("label", LABEL)
+    stages = preprocessing_stages(FeatureColumns(numeric=("up", "down"), categorical=()), one_hot=True, scale=True)
+    lr = LogisticRegression(featuresCol=FEATURES, labelCol=LABEL, maxIter=20, family="multinomial")
+    model = Pipeline(stages=[*stages, lr]).fit(frame)
+    names, values = _importances(model, model.transform(frame), "logistic_regression")
+    assert set(names) == {"up", "down"} and all(v > 0 for v in values), (names, values)
