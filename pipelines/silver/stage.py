@@ -90,7 +90,7 @@ def run(config: ClickmlConfig, spark: SparkSession, lake: Lake | None = None, fu
             _record_progress(spark, lake, config, batches)
         log.info("silver: nothing to rebuild")
         return result
-    rebuild, context, bronze = plan_rebuild(lake, config, touched)
+    rebuild, _context, bronze = plan_rebuild(lake, config, touched)
     log.info("silver: %d new batch(es) touch %d day(s); rebuilding %s..%s", len(batches), len(touched), rebuild[0], rebuild[-1])
 
     events = first_copy_per_event(bronze).withColumnRenamed("session_id", "client_session_id")
