@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from pipelines.deep.errors import DeepLearningError
 from pipelines.deep.store import Folder
+from pipelines.lake.filesystem import hidden_path
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,7 @@ def folder_source(folder: Folder, description: str = "") -> ShardSource:
     pieces = []
     for info in sorted(infos, key=lambda i: i.path):
         relative = info.path[len(base) + 1:]
-        if info.type == pafs.FileType.File and relative.endswith(".parquet") and not any(
-            part.startswith(("_", ".")) for part in relative.split("/")
-        ):
+        if info.type == pafs.FileType.File and relative.endswith(".parquet") and not hidden_path(relative):
             pieces.append(Piece(relative))
     return ShardSource(folder, tuple(pieces), description=description or folder.uri)
 

@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.config import ClickmlConfig
-from pipelines.lake.filesystem import filesystem_for, list_files
+from pipelines.lake.filesystem import filesystem_for, hidden_path, list_files
 from pipelines.lake.location import TableLocation, path_location, scheme_of
 from pipelines.sources import SourceConfig
 
@@ -61,7 +61,7 @@ def list_landing_files(
     for folder in folders:
         for info in list_files(fs, folder):
             relative = info.path[len(base) + 1:]
-            if any(part.startswith(("_", ".")) for part in relative.split("/")):
+            if hidden_path(relative):
                 continue
             files.append(LandingFile(relative, location.spark_child(relative), int(info.size)))
     return sorted(files, key=lambda f: f.relative)

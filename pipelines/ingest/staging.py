@@ -26,7 +26,7 @@ from pyspark.sql import types as T
 
 from pipelines.config import ClickmlConfig
 from pipelines.lake import CommitResult, Lake, Txn, deltalog
-from pipelines.lake.filesystem import filesystem_for, list_files
+from pipelines.lake.filesystem import filesystem_for, hidden_path, list_files
 from pipelines.lake.location import TableLocation
 from pipelines.lake.spark_io import STAGING_PREFIX, arrow_schema_of, describe_files, spark_schema_of
 from pipelines.lake.stats import DataFile
@@ -107,7 +107,7 @@ def list_parquet(location: TableLocation, folder: str) -> list[str]:
     fs, base = filesystem_for(location)
     prefix = f"{base}/"
     relative = (info.path[len(prefix):] for info in list_files(fs, f"{base}/{folder}") if info.path.endswith(".parquet"))
-    return sorted(p for p in relative if not any(part.startswith(("_", ".")) for part in p.split("/")))
+    return sorted(p for p in relative if not hidden_path(p))
 
 
 def folder_value(relative_path: str, key: str) -> str | None:

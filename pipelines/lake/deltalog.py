@@ -11,6 +11,7 @@ import logging
 import random
 import time
 import uuid
+from urllib.parse import unquote
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
 
@@ -442,7 +443,8 @@ def _removes_for(table: DeltaTable, partitions: set[tuple[Any, ...]], partition_
         if key in partitions:
             removes.append(
                 RemoveAction(
-                    action["path"], True, now, int(action["size_bytes"]),
+                    # The log spells paths URI-encoded and delta-rs encodes a remove's path again.
+                    unquote(action["path"]), True, now, int(action["size_bytes"]),
                     {c: _partition_string(values.get(c)) for c in partition_by},
                 )
             )

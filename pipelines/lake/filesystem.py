@@ -38,3 +38,12 @@ def list_files(fs: pafs.FileSystem, base: str) -> list[pafs.FileInfo]:
     """All files below `base` (recursive); empty when `base` does not exist."""
     selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
     return [info for info in fs.get_file_info(selector) if info.type == pafs.FileType.File]
+
+
+def hidden_path(relative_path: str) -> bool:
+    """Whether Spark's file sources skip this path: a segment starting with `.`, or with `_`
+    unless it is a `key=value` partition folder (`_shard=a` is data, `_temporary` is not)."""
+    return any(
+        part.startswith(".") or (part.startswith("_") and "=" not in part)
+        for part in relative_path.split("/")
+    )

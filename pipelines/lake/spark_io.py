@@ -21,7 +21,7 @@ from pyspark.sql.types import BooleanType, StringType, StructField, StructType
 
 from pipelines.lake import deltalog
 from pipelines.lake.deltalog import CommitResult, Snapshot, Txn, WriteMode
-from pipelines.lake.filesystem import filesystem_for, list_files
+from pipelines.lake.filesystem import filesystem_for, hidden_path, list_files
 from pipelines.lake.location import TableLocation
 from pipelines.lake.stats import DataFile, describe_file
 
@@ -84,7 +84,7 @@ def write_and_commit(
     relative = sorted(
         info.path[len(prefix):]
         for info in list_files(fs, f"{base}/{staging}")
-        if info.path.endswith(".parquet") and not _hidden(info.path[len(prefix):])
+        if info.path.endswith(".parquet") and not hidden_path(info.path[len(prefix):])
     )
     files = describe_files(spark, location, relative, partition_by)
     empty = [f for f in files if f.num_records == 0]
@@ -101,10 +101,6 @@ def write_and_commit(
         fs.delete_dir_contents(f"{base}/{staging}", missing_dir_ok=True)
         fs.delete_dir(f"{base}/{staging}")
     return result
-
-
-def _hidden(relative_path: str) -> bool:
-    return any(part.startswith(("_", ".")) for part in relative_path.split("/"))
 
 
 def describe_files(

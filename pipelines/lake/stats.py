@@ -114,7 +114,16 @@ def _json_value(value: Any, upper: bool) -> Any:
     if isinstance(value, int):
         return value
     if isinstance(value, decimal.Decimal):
-        return float(value)
+        # A float cannot hold every decimal: round outwards (a min never above the true minimum,
+        # a max never below the true maximum), so data skipping never drops a matching file.
+        if not value.is_finite():
+            return None
+        number = float(value)
+        if upper and decimal.Decimal(number) < value:
+            number = math.nextafter(number, math.inf)
+        elif not upper and decimal.Decimal(number) > value:
+            number = math.nextafter(number, -math.inf)
+        return number
     if isinstance(value, str):
         if len(value) <= STRING_PREFIX:
             return value

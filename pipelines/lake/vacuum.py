@@ -39,14 +39,15 @@ def vacuum(location: TableLocation, retention_hours: float, dry_run: bool = Fals
     table = deltalog.open_table(location)
     if table is None:
         raise TableNotFoundError(str(location), "does not exist")
+    hours = math.ceil(retention_hours)  # one retention for both: the write folders follow delta-rs
     deleted = table.vacuum(
-        retention_hours=math.ceil(retention_hours),
+        retention_hours=hours,
         dry_run=dry_run,
         enforce_retention_duration=False,
         full=True,
     )
     result = VacuumResult(str(location), files_deleted=sorted(deleted), dry_run=dry_run)
-    result.staging_dirs_deleted = _clean_staging(location, table, retention_hours, dry_run)
+    result.staging_dirs_deleted = _clean_staging(location, table, hours, dry_run)
     log.info(
         "%s: vacuum%s removed %d file(s) and %d abandoned write folder(s) older than %sh",
         location, " (dry run)" if dry_run else "", len(result.files_deleted),

@@ -72,6 +72,15 @@ def test_round_trip_with_typed_partitions_and_awkward_values(spark, lake):
     assert set(table["day"].to_pylist()) == {dt.date(2024, 1, 1), dt.date(2024, 1, 2), None}
 
 
+def test_a_partition_column_named_with_a_leading_underscore_is_committed(spark, lake):
+    # Bug: every path segment starting with "_" was taken for a hidden one, so the `_shard=a/`
+    # folders' files were never committed: the write reported 0 rows and vacuum would delete them.
+    data = spark.createDataFrame([(1, "a"), (2, "b")], "id long, _shard string")
+    result = lake.write(data, "test.shards", partition_by=["_shard"])
+    assert result.rows_added == 2
+    assert collected(lake.read("test.shards")) == [(1, "a"), (2, "b")]
+
+
 def test_unpartitioned_round_trip_and_delta_rs_agrees(spark, lake):
     df = frame(spark, rows(range(20)))
     lake.write(df, "test.flat")

@@ -63,6 +63,16 @@ def test_overwrite_partitions_replaces_only_written_partitions(location):
     assert live_ids(location) == [1, 2, 7, 8]
 
 
+def test_overwrite_partitions_replaces_a_partition_whose_folder_name_is_escaped(location):
+    # Bug: the remove action took the log's URI-encoded path, which delta-rs encoded again
+    # (%2520), so it matched nothing: the old "New York" rows stayed live beside the new ones.
+    commit(location, pa.concat_tables([batch([1], day="New York"), batch([2], day="Boston")]))
+    result = commit(location, pa.concat_tables([batch([3], day="New York"), batch([4], day="Boston")]),
+                    mode="overwrite_partitions")
+    assert result.files_removed == 2
+    assert live_ids(location) == [3, 4]
+
+
 def test_overwrite_partitions_handles_null_partition_values(location):
     nulls = pa.table({"id": [5], "v": ["x"], "day": [None]}, schema=SCHEMA)
     commit(location, pa.concat_tables([batch([1]), nulls]))

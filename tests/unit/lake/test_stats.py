@@ -56,6 +56,18 @@ def test_max_timestamp_rounds_up_to_the_next_millisecond(tmp_path):
     assert stats["maxValues"]["ts"] == "2024-01-01T00:00:00.002"
 
 
+def test_decimal_stats_round_outwards(tmp_path):
+    # Bug: float(Decimal) rounded the min 0.29999999999999999 up to 0.3, and a delta-rs query
+    # for d < 0.3 skipped the file holding it.
+    import decimal
+
+    values = [decimal.Decimal("0.29999999999999999"), decimal.Decimal("0.50000000000000001")]
+    pq.write_table(pa.table({"d": pa.array(values, pa.decimal128(38, 17))}), tmp_path / "f.parquet")
+    stats = json.loads(footer_stats(pq.ParquetFile(tmp_path / "f.parquet").metadata)[1])
+    assert decimal.Decimal(stats["minValues"]["d"]) <= values[0]
+    assert decimal.Decimal(stats["maxValues"]["d"]) >= values[1]
+
+
 def test_partition_values_from_hive_path():
     path = "write-1/event_date=2024-01-02/country=__HIVE_DEFAULT_PARTITION__/city=New%20York%2FNY/part-0.parquet"
     values = partition_values_from_path(path, ["event_date", "country", "city"])

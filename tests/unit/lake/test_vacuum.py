@@ -65,3 +65,18 @@ def test_a_fractional_retention_is_not_truncated_to_zero(tmp_path):
     assert result.files_deleted == [] and result.staging_dirs_deleted == []
     assert deltalog.open_table(location, version=0).to_pyarrow_table().num_rows == 2
     assert vacuum(location, retention_hours=0).files_deleted  # 0 still means now
+
+
+def test_write_folders_follow_the_same_rounded_up_retention_as_delta_rs(tmp_path, monkeypatch):
+    # Bug: delta-rs kept removed files for ceil(0.01) = 1 h, but the write-folder cleanup used
+    # the exact 36 s, so 40 s after an overwrite it deleted the folder time travel still reads.
+    location = table_location(make_config(tmp_path).lake, "test.vac")
+    root = Path(location.uri)
+    first = _commit(location, [1, 2])
+    _age(root / first, days=10)
+    _commit(location, [3], mode="overwrite")
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 40)
+    result = vacuum(location, retention_hours=0.01)
+    assert result.staging_dirs_deleted == [] and (root / first).exists()
+    assert deltalog.open_table(location, version=0).to_pyarrow_table().num_rows == 2
