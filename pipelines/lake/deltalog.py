@@ -34,7 +34,7 @@ from pipelines.lake.errors import (
     UnsupportedTableError,
 )
 from pipelines.lake.location import TableLocation
-from pipelines.lake.stats import DataFile
+from pipelines.lake.stats import DataFile, partition_values_from_path
 
 log = logging.getLogger(__name__)
 
@@ -433,21 +433,20 @@ def _removes_for(table: DeltaTable, partitions: set[tuple[Any, ...]], partition_
         return []
     if not partition_by:
         raise ValueError("overwrite_partitions needs a partitioned table")
-    # get_add_actions with flatten gives typed values; the raw strings come from the log itself.
+    # The folder names spell the values as the new files' keys do (Spark's strings); typed log
+    # values re-stringified would not (a timestamp's zone, 1.0E20 against 1e+20).
     actions = pa.table(table.get_add_actions(flatten=False)).to_pylist()
     now = int(time.time() * 1000)
     removes = []
     for action in actions:
-        values = action.get("partition") or {}
-        key = tuple(_partition_string(values.get(c)) for c in partition_by)
-        if key in partitions:
-            removes.append(
-                RemoveAction(
-                    # The log spells paths URI-encoded and delta-rs encodes a remove's path again.
-                    unquote(action["path"]), True, now, int(action["size_bytes"]),
-                    {c: _partition_string(values.get(c)) for c in partition_by},
-                )
-            )
+        path = unquote(action["path"])  # the log spells paths URI-encoded; delta-rs encodes a remove's again
+        try:
+            strings = partition_values_from_path(path, partition_by)
+        except ValueError:  # not a hive-style path: the typed values, spelled as the log does
+            values = action.get("partition") or {}
+            strings = {c: _partition_string(values.get(c)) for c in partition_by}
+        if tuple(strings[c] for c in partition_by) in partitions:
+            removes.append(RemoveAction(path, True, now, int(action["size_bytes"]), strings))
     return removes
 
 

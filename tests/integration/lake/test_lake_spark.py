@@ -81,6 +81,17 @@ def test_a_partition_column_named_with_a_leading_underscore_is_committed(spark, 
     assert collected(lake.read("test.shards")) == [(1, "a"), (2, "b")]
 
 
+def test_partition_overwrite_replaces_timestamp_and_double_partitions(spark, lake):
+    # Bug: the live files' typed partition values were re-stringified ("2024-01-01 10:00:00+00:00",
+    # "1e+20") and never equalled the folder strings Spark wrote, so nothing was replaced.
+    for i in (1, 2):
+        data = spark.createDataFrame([(i, dt.datetime(2024, 1, 1, 10, 0, 0, 500000), 1e20)],
+                                     "id long, hour timestamp, big double")
+        result = lake.write(data, "test.hours", mode="overwrite_partitions", partition_by=["hour", "big"])
+    assert result.files_removed == 1
+    assert [r.id for r in lake.read("test.hours").collect()] == [2]
+
+
 def test_unpartitioned_round_trip_and_delta_rs_agrees(spark, lake):
     df = frame(spark, rows(range(20)))
     lake.write(df, "test.flat")
