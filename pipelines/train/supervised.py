@@ -180,6 +180,11 @@ def evaluate(model: PipelineModel, dataset: Dataset, job: TrainJobSpec, name: st
             validation_eval = binary_metrics(validation, job.label, SCORE, threshold, weight, table=f"{name} validation")
         return binary_metrics(test, job.label, SCORE, threshold, weight, table=f"{name} test"), validation_eval
     metric = multiclass_metrics if job.task == "multiclass" else regression_metrics
+    if job.task == "multiclass":
+        # Labels given as numeric strings ("0", "1", "2") passed the class check (try_cast) and
+        # trained; the evaluation compares them with the double prediction, so it gets doubles too.
+        test = test.withColumn(job.label, F.col(job.label).try_cast("double"))
+        validation = validation.withColumn(job.label, F.col(job.label).try_cast("double")) if validation is not None else None
     validation_eval = metric(validation, job.label, "prediction", weight, table=f"{name} validation") if validation is not None else None
     return metric(test, job.label, "prediction", weight, table=f"{name} test"), validation_eval
 

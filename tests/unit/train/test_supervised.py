@@ -31,3 +31,19 @@ def test_binary_multinomial_logistic_regression_has_importances(spark):
     model = Pipeline(stages=[*stages, lr]).fit(frame)
     names, values = _importances(model, model.transform(frame), "logistic_regression")
     assert set(names) == {"up", "down"} and all(v > 0 for v in values), (names, values)
+
+
+def test_multiclass_labels_given_as_numeric_strings_are_evaluated(spark):
+    # Bug: "0"/"1"/"2" passed the class check (try_cast) and trained, then the evaluation refused
+    # a string label against the double prediction, after the fit.
+    from pipelines.config.models import TrainJobSpec
+    from pipelines.train import supervised
+    from pipelines.train.data import Dataset, split
+
+    rows = [(float(i % 3) + (i % 7) / 10, str(i % 3), ("train", "validation", "test")[i % 3 if i > 30 else 0])
+            for i in range(120)]
+    frame = spark.createDataFrame(rows, "x double, label string, split string")
+    job = TrainJobSpec.model_validate({"data": {"table": "t.x", "split_column": "split"}, "task": "multiclass",
+                                       "label": "label", "models": {"lr": {"algorithm": "logistic_regression"}}})
+    fitted = supervised.fit(Dataset("t.x", None, split(frame, job, "t.x")), job, "lr", job.models["lr"])
+    assert fitted.evaluation.metrics["accuracy"] > 0.9
