@@ -92,9 +92,14 @@ def _replace_where(partitions: Sequence[dict], df: DataFrame) -> str:
     present = [r.asDict() for r in df.select(*keys).distinct().collect()]  # bounded: one row per partition
     clauses = []
     for p in list(partitions) + present:
-        terms = [f"`{k}` IS NULL" if p.get(k) is None else f"`{k}` = '{str(p.get(k))}'" for k in keys]
+        terms = [f"`{k}` IS NULL" if p.get(k) is None else f"`{k}` = {_sql_string(p.get(k))}" for k in keys]
         clauses.append("(" + " AND ".join(terms) + ")")
     return " OR ".join(sorted(set(clauses)))
+
+
+def _sql_string(value) -> str:
+    """`value` as a Spark SQL string literal (backslashes and quotes escaped)."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def read_delta_spark(spark: SparkSession, location: TableLocation, version: int | None) -> DataFrame:
