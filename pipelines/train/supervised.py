@@ -4,6 +4,7 @@ optional hyperparameter search, evaluation on the held-out splits."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -128,6 +129,24 @@ def _importances(model: PipelineModel, scored: DataFrame, algorithm: str) -> tup
     return names[: len(values)], values
 
 
+_ALL_NULL = re.compile(r"All the values in (.+?)__num are Null")
+
+
+def _fit_checked(estimator, prepared: DataFrame, source: str, name: str):
+    """`estimator.fit(prepared)`; a numeric feature with no value in the training split (Spark's
+    mean imputation refuses it, naming an internal column) is reported by its name."""
+    try:
+        return estimator.fit(prepared)
+    except Exception as exc:
+        found = _ALL_NULL.search(str(exc))
+        if found is None:
+            raise
+        raise TrainingDataError(
+            f"{source}: model {name}: numeric feature {found.group(1)!r} has no value in the training split "
+            "(all null or NaN); exclude it or fill it"
+        ) from exc
+
+
 def fit(dataset: Dataset, job: TrainJobSpec, name: str, spec: ModelSpec) -> Fitted:
     started = time.time()
     train = dataset.splits["train"]
@@ -144,9 +163,9 @@ def fit(dataset: Dataset, job: TrainJobSpec, name: str, spec: ModelSpec) -> Fitt
     try:
         search = tuner(pipeline, estimator, spec.search, search_evaluator(job.task, weighted), job.data.seed, name)
         if search is None:
-            model = pipeline.fit(prepared)
+            model = _fit_checked(pipeline, prepared, dataset.source, name)
         else:
-            tuned = search.fit(prepared)
+            tuned = _fit_checked(search, prepared, dataset.source, name)
             model = tuned.bestModel
             metrics = tuned.avgMetrics if hasattr(tuned, "avgMetrics") else tuned.validationMetrics
             for param_map, value in zip(search.getEstimatorParamMaps(), metrics):

@@ -47,3 +47,20 @@ def test_multiclass_labels_given_as_numeric_strings_are_evaluated(spark):
                                        "label": "label", "models": {"lr": {"algorithm": "logistic_regression"}}})
     fitted = supervised.fit(Dataset("t.x", None, split(frame, job, "t.x")), job, "lr", job.models["lr"])
     assert fitted.evaluation.metrics["accuracy"] > 0.9
+
+
+def test_a_numeric_feature_without_values_in_train_is_named(spark):
+    # Bug: Spark's mean imputation failed with a Py4JJavaError naming the internal column
+    # "empty__num", not the feature or the table.
+    import pytest
+
+    from pipelines.config.models import TrainJobSpec
+    from pipelines.train import supervised
+    from pipelines.train.data import Dataset, TrainingDataError, split
+
+    rows = [(float(i % 5), None, float(i % 2), ("train", "validation", "test")[i % 3]) for i in range(60)]
+    frame = spark.createDataFrame(rows, "x double, empty double, label double, split string")
+    job = TrainJobSpec.model_validate({"data": {"table": "t.x", "split_column": "split"}, "task": "binary",
+                                       "label": "label", "models": {"lr": {"algorithm": "logistic_regression"}}})
+    with pytest.raises(TrainingDataError, match="t.x: model lr: numeric feature 'empty' has no value in the training split"):
+        supervised.fit(Dataset("t.x", None, split(frame, job, "t.x")), job, "lr", job.models["lr"])
