@@ -90,15 +90,26 @@ def run(config: ClickmlConfig, spark: SparkSession, lake: Lake | None = None, fu
             _record_progress(spark, lake, config, batches)
         log.info("silver: nothing to rebuild")
         return result
-    rebuild, _context, bronze = plan_rebuild(lake, config, touched)
-    log.info("silver: %d new batch(es) touch %d day(s); rebuilding %s..%s", len(batches), len(touched), rebuild[0], rebuild[-1])
-
-    events = first_copy_per_event(bronze).withColumnRenamed("session_id", "client_session_id")
-    sessionized = sessionize(events, config.silver.session_gap_minutes).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
+    wanted = set(touched)
+    for _ in range(MAX_PLAN_ROUNDS):
+        rebuild, _context, bronze = plan_rebuild(lake, config, sorted(wanted))
+        events = first_copy_per_event(bronze).withColumnRenamed("session_id", "client_session_id")
+        sessionized = sessionize(events, config.silver.session_gap_minutes).persist(StorageLevel.MEMORY_AND_DISK)
         # Flags of every day read: a bot's events on a context day leave the sessions that cross
         # into the rebuilt days as they do in a full build. Only the rebuilt days are written.
         bots = flag_bots(sessionized, config.silver.bots).persist(StorageLevel.MEMORY_AND_DISK)
+        near = days_near_changed_flags(lake, config, bots, rebuild)
+        if not near:
+            break
+        log.info("silver: bot flags changed on rebuilt days; their sessions may reach %s, rebuilt too",
+                 ", ".join(str(d) for d in near))
+        bots.unpersist()
+        sessionized.unpersist()
+        wanted |= near
+    else:
+        raise RuntimeError(f"silver: the days to rebuild still grew after {MAX_PLAN_ROUNDS} rounds; run with --full-refresh")
+    log.info("silver: %d new batch(es) touch %d day(s); rebuilding %s..%s", len(batches), len(touched), rebuild[0], rebuild[-1])
+    try:
         flagged = bots.select("user_id", "event_date")
         clean = sessionized.join(F.broadcast(flagged), ["user_id", "event_date"], "left_anti")
         rebuilt_days = [{"event_date": d} for d in rebuild]
@@ -119,8 +130,8 @@ def run(config: ClickmlConfig, spark: SparkSession, lake: Lake | None = None, fu
             replace_partitions=[{"session_date": d} for d in rebuild],
         )
         result.sessions_written = written.rows_added
-        bots.unpersist()
     finally:
+        bots.unpersist()
         sessionized.unpersist()
     _record_progress(spark, lake, config, batches)
     result.dates, result.batches, result.seconds = rebuild, len(batches), time.time() - started
@@ -156,6 +167,23 @@ def plan_rebuild(lake: Lake, config: ClickmlConfig, touched: list[dt.date]):
                        "run with --full-refresh")
 
 
+def days_near_changed_flags(lake: Lake, config: ClickmlConfig, bots: DataFrame, rebuild: list[dt.date]) -> set[dt.date]:
+    """Days outside `rebuild` within a session's reach of a rebuilt day whose bot flags differ
+    from the stored ones: a user flagged or cleared there changes the sessions that cross from
+    that day into days this run would not rewrite (the copy stored there would stay).
+    Bounded: at most one row per rebuilt day."""
+    table = config.tables.silver_bot_users
+    if not lake.exists(table):
+        return set()
+    days = [d.isoformat() for d in rebuild]
+    stored = lake.read(table, partition_filters=[("event_date", "in", days)]).select("user_id", "event_date")
+    new = bots.where(F.col("event_date").isin(rebuild)).select("user_id", "event_date")
+    changed = stored.exceptAll(new).unionByName(new.exceptAll(stored)).select("event_date").distinct().collect()
+    reach = _reach_days(config.silver.max_session_hours)
+    one = dt.timedelta(days=1)
+    return {r["event_date"] + k * one for r in changed for k in range(-reach, reach + 1)} - set(rebuild)
+
+
 def days_of_other_copies(bronze: DataFrame, rebuild: list[dt.date]) -> set[dt.date]:
     """Days outside `rebuild` that hold a copy of an event id that also has a copy on a rebuilt day."""
     copies = (
@@ -172,11 +200,16 @@ def days_of_other_copies(bronze: DataFrame, rebuild: list[dt.date]) -> set[dt.da
 def rebuild_days(touched: list[dt.date], max_session_hours: float) -> tuple[list[dt.date], list[dt.date]]:
     """(days to rebuild, days to read): the touched days and the days a session through them can
     reach (`max_session_hours` rounded up to whole days), then as many days again as context."""
-    reach = max(1, math.ceil(max_session_hours / 24))
+    reach = _reach_days(max_session_hours)
     one = dt.timedelta(days=1)
     rebuild = sorted({d + k * one for d in touched for k in range(-reach, reach + 1)})
     context = sorted({d + k * one for d in rebuild for k in range(-reach, reach + 1)})
     return rebuild, context
+
+
+def _reach_days(max_session_hours: float) -> int:
+    """Whole days a session can reach from its start (`max_session_hours` rounded up)."""
+    return math.ceil(max_session_hours / 24)
 
 
 def _record_progress(spark: SparkSession, lake: Lake, config: ClickmlConfig, batches: list[str]) -> None:

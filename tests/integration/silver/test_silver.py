@@ -163,3 +163,23 @@ def test_a_copy_re_sent_with_an_earlier_time_leaves_the_day_of_the_copy_kept_bef
     incremental = sessions_signature(lake, config)
     silver.run(config, spark, lake=lake, full_refresh=True)
     assert sessions_signature(lake, config) == incremental
+
+
+def test_a_bot_flag_moving_off_a_rebuilt_day_rewrites_the_session_crossing_out_of_it(spark, tmp_path):
+    # Bug: a late event moved u2's giant session (and so its bot flag) from Jan 11 to Jan 10; u2's
+    # session crossing Jan 11 -> 12 then started on Jan 11 and was written there, but the old
+    # row of its Jan 12 part (Jan 12 was not rebuilt) stayed: one session id too many.
+    config = make_config(tmp_path, "silver.bots.max_events_per_session=5")
+    lake = Lake(config, spark)
+    rows = [(f"a{i}", dt.datetime(2024, 1, 11, 0, 5 + 5 * i), "u2") for i in range(6)]  # giant session
+    rows += [("s1", dt.datetime(2024, 1, 11, 23, 50), "u2"), ("s2", dt.datetime(2024, 1, 12, 0, 10), "u2")]
+    rows += [(f"x{d}", dt.datetime(2024, 1, d, 12), "u9") for d in range(1, 14)]
+    write_bronze_batch(spark, lake, config, "batch-1", rows)
+    silver.run(config, spark, lake=lake)
+    write_bronze_batch(spark, lake, config, "batch-2", [("late", dt.datetime(2024, 1, 10, 23, 45), "u2")])
+    result = silver.run(config, spark, lake=lake)
+    assert dt.date(2024, 1, 12) in result.dates
+    incremental = sessions_signature(lake, config)
+    silver.run(config, spark, lake=lake, full_refresh=True)
+    assert incremental == sessions_signature(lake, config)
+    assert (("u2", dt.datetime(2024, 1, 11, 23, 50), 2, 0)) in incremental
