@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/deep_scaling.py                       # 200,000 rows, CPU, both backends
     .venv/bin/python benchmarks/deep_scaling.py --rows 50000 --backends torch_distributor
     .venv/bin/python benchmarks/deep_scaling.py --rows 2000000 --gpu  # on a GPU machine
+    .venv/bin/python benchmarks/deep_scaling.py --rows 2000000 --loop-only  # GPU, no Spark or JVM needed
 
 CPU: training samples/s of the distributed estimator with 1 and 2 processes, per backend
 (TorchDistributor, Horovod), on the same generated table (Parquet staged once by Spark). The
@@ -15,6 +16,12 @@ GPU (when torch sees a CUDA device, or with --gpu): samples/s per GPU of the dis
 GPU and data (tensors already on the device, same network and batch size); target >= 0.9x. And
 the deep model's test AUC against Spark MLlib's GBT on the same training set. Without a GPU the
 section says so and is skipped.
+
+--loop-only (GPU): the same per-GPU comparison without Spark, for a GPU host with no JVM: the
+training rows are written as Parquet shards with pyarrow and the TorchDistributor worker entry
+(`training.torch_distributor_main`, NCCL) runs in one process started as torchrun would start it.
+It measures the worker's loop (shard reading, batching, the step) against the plain loop; Spark's
+staging and process launch are not in it.
 """
 
 from __future__ import annotations
@@ -117,6 +124,73 @@ def plain_gpu_loop(frame: pd.DataFrame, model_like, args) -> float:
     return (n // batch) * batch * args.epochs / (time.perf_counter() - started)
 
 
+def _worker(task, port: int, results) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", WORLD_SIZE="1", LOCAL_RANK="0",
+                      LOCAL_WORLD_SIZE="1")
+    from pipelines.deep.training import torch_distributor_main
+
+    out = torch_distributor_main(task)
+    results.put((out.samples_per_second, out.device, out.history[-1].get("val_auc")))
+
+
+def loop_only_section(train_pd: pd.DataFrame, test_pd: pd.DataFrame, args, workdir: Path) -> dict:
+    """The worker's training loop on one GPU (no Spark) against the plain single-process loop."""
+    import multiprocessing
+    import socket
+    from types import SimpleNamespace
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import torch
+
+    from pipelines.deep.features import FeatureSchema
+    from pipelines.deep.network import NetConfig
+    from pipelines.deep.shards import folder_source
+    from pipelines.deep.store import CheckpointStore, Folder
+    from pipelines.deep.training import TrainTask
+
+    if not torch.cuda.is_available():
+        print(f"  no GPU available (torch {torch.__version__}, CUDA build {torch.version.cuda}): loop-only section not run")
+        return {"gpu": None}
+    numeric = [f"n{i}" for i in range(8)]
+    categorical = ["device", "country", "category"]
+    for name, frame, files in (("train", train_pd, 8), ("validation", test_pd, 1)):
+        folder = workdir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, part in enumerate(np.array_split(np.arange(len(frame)), files)):
+            pq.write_table(pa.Table.from_pandas(frame.iloc[part], preserve_index=False), folder / f"part-{i:03d}.parquet")
+    features = FeatureSchema(tuple(numeric), tuple(float(train_pd[c].mean()) for c in numeric),
+                             tuple(float(train_pd[c].std()) for c in numeric), tuple(categorical),
+                             tuple(tuple(sorted(train_pd[c].unique())) for c in categorical))
+    net = NetConfig(len(numeric), features.cardinalities, hidden=(64, 32))
+    task = TrainTask(task="binary", features=features, net=net, label="label", weight=None,
+                     train=folder_source(Folder(str(workdir / "train"))),
+                     validation=folder_source(Folder(str(workdir / "validation"))),
+                     store=CheckpointStore(str(workdir / "ckpt-loop")), batch_size=args.batch_size,
+                     max_epochs=args.epochs, learning_rate=0.003, shuffle_buffer=50_000, use_gpu=True,
+                     mixed_precision=True)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    process = context.Process(target=_worker, args=(task, port, results))
+    process.start()
+    try:
+        worker, device, val_auc = results.get(timeout=3000)
+        process.join(60)
+    finally:
+        if process.is_alive():
+            process.kill()
+    plain = plain_gpu_loop(train_pd, SimpleNamespace(state=SimpleNamespace(features=features, net=net)), args)
+    name = torch.cuda.get_device_name(0)
+    ratio = worker / plain
+    print(f"  GPU {name}: worker loop {worker:,.0f} samples/s vs single-process loop {plain:,.0f}: {ratio:.2f}x "
+          f"(target >= 0.9)  device {device}, val AUC {val_auc:.4f}")
+    return {"gpu": name, "worker_samples_per_s": worker, "plain_samples_per_s": plain, "ratio": ratio,
+            "val_auc": val_auc}
+
+
 def gpu_section(spark, train, train_pd, test, args, workdir: Path) -> dict:
     import torch
 
@@ -159,9 +233,24 @@ def main() -> None:
     parser.add_argument("--gpu", action="store_true", help="use the gpu profile's Spark GPU settings")
     parser.add_argument("--workdir")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--loop-only", action="store_true", help="GPU: the worker's loop without Spark (see above)")
     args = parser.parse_args()
     args.backends = [b for b in args.backends.split(",") if b]
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    if args.loop_only:
+        workdir = Path(args.workdir or tempfile.mkdtemp(prefix="clickml-deep-loop-"))
+        try:
+            data, test_pd = generate(args.rows, seed=1), generate(max(10_000, args.rows // 10), seed=2)
+            print(f"\ndeep model training loop (no Spark): {args.rows:,} rows, {args.epochs} epochs, "
+                  f"batch {args.batch_size}")
+            figures = loop_only_section(data, test_pd, args, workdir)
+            if args.json:
+                Path(args.json).write_text(json.dumps({"rows": args.rows, "epochs": args.epochs,
+                                                       "batch_size": args.batch_size, "loop_only": figures}, indent=2))
+        finally:
+            if not args.workdir:
+                shutil.rmtree(workdir, ignore_errors=True)
+        return
 
     from pipelines.config import load_config
     from pipelines.spark import build_session

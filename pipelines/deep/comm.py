@@ -73,7 +73,9 @@ class TorchComm(LocalComm):
         backend = "nccl" if device.type == "cuda" else "gloo"
         if not dist.is_initialized():
             # A bounded timeout: a peer that died makes collectives fail instead of hanging.
-            dist.init_process_group(backend=backend, timeout=dt.timedelta(seconds=timeout_s))
+            # NCCL is bound to this process's GPU up front (its barrier would otherwise guess the device)
+            dist.init_process_group(backend=backend, timeout=dt.timedelta(seconds=timeout_s),
+                                    device_id=device if device.type == "cuda" else None)
 
     def wrap(self, model, optimizer):
         from torch.nn.parallel import DistributedDataParallel

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -45,10 +48,25 @@ class FeatureSchema:
             values = np.where(np.isnan(values), mean, values)
             numeric[:, i] = (values - mean) / std
         categorical = np.zeros((n, len(self.categorical)), dtype=np.int64)
-        for i, (column, vocabulary) in enumerate(zip(self.categorical, self.vocabularies)):
-            index = {value: k + 1 for k, value in enumerate(vocabulary)}
-            categorical[:, i] = as_category_strings(frame[column]).map(index).fillna(0).to_numpy(dtype=np.int64)
+        for i, (column, index, values) in enumerate(zip(self.categorical, self._indexes, self._value_sets)):
+            series = frame[column]
+            # position in the vocabulary + 1; unknown values and nulls (-1) become index 0
+            if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow":
+                # Arrow-backed strings (pandas' default): looked up in Arrow, without Python objects
+                codes = pc.fill_null(pc.index_in(pa.array(series), value_set=values), -1)
+                categorical[:, i] = np.asarray(codes, dtype=np.int64) + 1
+            else:
+                categorical[:, i] = index.get_indexer(as_category_strings(series)) + 1
         return numeric, categorical
+
+    @cached_property
+    def _value_sets(self) -> tuple[pa.Array, ...]:
+        return tuple(pa.array(list(vocabulary), type=pa.string()) for vocabulary in self.vocabularies)
+
+    @cached_property
+    def _indexes(self) -> tuple[pd.Index, ...]:
+        """A hash index per vocabulary (built once per process; not part of equality)."""
+        return tuple(pd.Index(list(vocabulary), dtype=object) for vocabulary in self.vocabularies)
 
 
 def as_category_strings(series: pd.Series) -> pd.Series:

@@ -170,20 +170,31 @@ class ShardReader:
 
     def batches(self, epoch: int, steps: int, batch_size: int) -> Iterator[pd.DataFrame]:
         """Exactly `steps` shuffled batches of `batch_size` rows for this epoch."""
+        for chunk in self.chunks(epoch, steps, batch_size):
+            for start in range(0, len(chunk), batch_size):
+                yield chunk.iloc[start:start + batch_size]
+
+    def chunks(self, epoch: int, steps: int, batch_size: int) -> Iterator[pd.DataFrame]:
+        """This epoch's `steps` batches, several at a time: shuffled frames of whole batches.
+
+        Cutting each chunk into consecutive `batch_size` slices gives `batches` exactly; the
+        training loop encodes and moves a chunk to the device at once and slices it there.
+        """
         rng = np.random.default_rng([self.seed, epoch, self.rank])
         buffer: list[pd.DataFrame] = []
         buffered = 0
         produced = 0
 
-        def flush() -> Iterator[pd.DataFrame]:
-            """Shuffle the buffer and cut it into whole batches; the rest stays buffered."""
-            nonlocal buffer, buffered
+        def flush() -> pd.DataFrame:
+            """Shuffle the buffer; whole batches (no more than the steps left) go, the rest stays."""
+            nonlocal buffer, buffered, produced
             rows = pd.concat(buffer, ignore_index=True)
             rows = rows.iloc[rng.permutation(len(rows))].reset_index(drop=True)
             full = (len(rows) // batch_size) * batch_size
             buffer, buffered = [rows.iloc[full:]], len(rows) - full
-            for start in range(0, full, batch_size):
-                yield rows.iloc[start:start + batch_size]
+            count = min(full // batch_size, steps - produced)
+            produced += count
+            return rows.iloc[:count * batch_size]
 
         while produced < steps:
             order = [self._pieces[i] for i in rng.permutation(len(self._pieces))]
@@ -194,17 +205,11 @@ class ShardReader:
                 buffered += len(frame)
                 if buffered < max(self.shuffle_buffer, batch_size):
                     continue
-                for batch in flush():
-                    yield batch
-                    produced += 1
-                    if produced == steps:
-                        return
+                yield flush()
+                if produced == steps:
+                    return
             if empty_pass:
                 raise DeepLearningError(f"rank {self.rank}: no rows in its shard of {self.source.description}")
             # end of a pass: drain what is left before cycling to the next pass
             if buffered >= batch_size:
-                for batch in flush():
-                    yield batch
-                    produced += 1
-                    if produced == steps:
-                        return
+                yield flush()

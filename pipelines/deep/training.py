@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from pipelines.deep.features import FeatureSchema
 from pipelines.deep.network import NetConfig
@@ -105,9 +106,74 @@ def _tensors(task: TrainTask, frame, device):
     if np.isnan(label).any():
         raise ValueError(f"label column {task.label!r} has nulls in the training data")
     if task.class_weights:
-        weight = weight * np.array([task.class_weights.get(float(v), 1.0) for v in label], dtype=np.float32)
+        weight = weight * pd.Series(label).map(task.class_weights).fillna(1.0).to_numpy(dtype=np.float32)
     return (torch.from_numpy(numeric).to(device), torch.from_numpy(categorical).to(device),
             torch.from_numpy(label).to(device), torch.from_numpy(weight).to(device))
+
+
+PREFETCH_CHUNKS = 2
+
+
+def _device_batches(task: TrainTask, reader: ShardReader, epoch: int, steps: int, device):
+    """This epoch's `steps` batches as tensors on `device`.
+
+    A background thread reads, shuffles and encodes the shard a chunk (the shuffle buffer's worth
+    of whole batches) at a time and moves each chunk to the device in one copy, up to
+    `PREFETCH_CHUNKS` ahead; batches are slices of the chunk on the device. Encoding and copying
+    batch by batch cost more than the step itself on a GPU (a third of a plain loop's throughput
+    on an H100; see docs/deep_learning.md).
+    """
+    chunks = (_tensors(task, chunk, device) for chunk in reader.chunks(epoch, steps, task.batch_size))
+    for numeric, categorical, label, weight in prefetched(chunks, PREFETCH_CHUNKS):
+        for start in range(0, len(label), task.batch_size):
+            end = start + task.batch_size
+            yield numeric[start:end], categorical[start:end], label[start:end], weight[start:end]
+
+
+def prefetched(items, depth: int):
+    """Iterate `items` with a background thread running up to `depth` items ahead.
+
+    An error in the thread is raised here, at the item it failed on; when the consumer stops
+    early (an error in the step, or `close`), the thread stops at its next item.
+    """
+    import queue
+    import threading
+
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            put((None, exc))
+
+    thread = threading.Thread(target=produce, name="clickml-deep-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = ready.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 def _loss(task: TrainTask, output, label, weight):
@@ -250,9 +316,10 @@ def _train(task: TrainTask, comm, device) -> TrainOutput | None:
     elapsed = 0.0
     for epoch in range(task.max_epochs):
         started = time.perf_counter()
-        total, weight_sum = 0.0, 0.0
-        for frame in train.batches(epoch, steps, task.batch_size):
-            numeric, categorical, label, weight = _tensors(task, frame, device)
+        # summed on the device: reading them every step would stall the GPU's queue
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        weight_sum = torch.zeros((), dtype=torch.float64, device=device)
+        for numeric, categorical, label, weight in _device_batches(task, train, epoch, steps, device):
             optimizer.zero_grad()
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
                 output = model(numeric, categorical)
@@ -261,8 +328,10 @@ def _train(task: TrainTask, comm, device) -> TrainOutput | None:
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-            total += float(loss.detach()) * float(weight.sum())
-            weight_sum += float(weight.sum())
+            batch_weight = weight.sum().double()
+            total += loss.detach().double() * batch_weight
+            weight_sum += batch_weight
+        total, weight_sum = float(total), float(weight_sum)
         seconds = time.perf_counter() - started
         elapsed += seconds
         seen += steps * task.batch_size * world

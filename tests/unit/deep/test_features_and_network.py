@@ -19,6 +19,17 @@ def test_encode_standardises_imputes_and_maps_unknown_categories_to_zero():
     assert schema.cardinalities == (3, 2) and schema.columns == ("x", "c", "flag")
 
 
+def test_encode_categories_of_every_pandas_dtype():
+    vocabularies = (("a", "b"), ("a", "b"), ("a", "b"), ("1", "2"), ("1.5",))
+    schema = FeatureSchema((), (), (), ("arrow", "python", "object", "i", "f"), vocabularies)
+    strings = ["b", None, "a"]
+    frame = pd.DataFrame({"arrow": pd.Series(strings, dtype=pd.StringDtype("pyarrow")),
+                          "python": pd.Series(strings, dtype=pd.StringDtype("python")),
+                          "object": pd.Series(strings, dtype=object), "i": [2, 3, 1], "f": [1.5, float("nan"), 2.0]})
+    assert schema.encode(frame)[1].tolist() == [[2, 2, 2, 2, 1], [0, 0, 0, 0, 0], [1, 1, 1, 1, 0]]
+    assert schema == FeatureSchema((), (), (), ("arrow", "python", "object", "i", "f"), vocabularies)  # caches not compared
+
+
 def test_category_strings_match_spark_casts():
     assert as_category_strings(pd.Series([True, False])).tolist() == ["true", "false"]
     assert as_category_strings(pd.Series([1, 2])).tolist() == ["1", "2"]

@@ -38,6 +38,17 @@ def test_reader_shards_are_disjoint_and_batches_are_shuffled_per_epoch(tmp_path)
     assert len(list(readers[1].batches(0, steps=9, batch_size=8))) == 9
 
 
+def test_chunks_are_whole_shuffled_batches_cut_the_same_as_batches(tmp_path):
+    write_parquet_files(pd.DataFrame({"v": range(100)}), tmp_path / "data", files=3)
+    reader = ShardReader(folder_source(Folder(str(tmp_path / "data"))), 0, 1, ["v"], seed=3, shuffle_buffer=24)
+    for steps in (1, 7, 30):  # within one pass, to the end of a pass, cycling over several passes
+        chunks = list(reader.chunks(2, steps=steps, batch_size=8))
+        assert all(len(c) and len(c) % 8 == 0 for c in chunks) and sum(len(c) for c in chunks) == steps * 8
+        batches = [b["v"].tolist() for b in reader.batches(2, steps=steps, batch_size=8)]
+        assert batches == [c["v"].tolist()[i:i + 8] for c in chunks for i in range(0, len(c), 8)]
+    assert len(list(reader.chunks(0, steps=7, batch_size=8))) > 1  # the buffer, not the epoch, sets a chunk
+
+
 def test_interleaved_reading_and_empty_shards(tmp_path):
     write_parquet_files(pd.DataFrame({"v": range(10)}), tmp_path / "one", files=1)
     source = folder_source(Folder(str(tmp_path / "one")))

@@ -12,8 +12,13 @@ from pipelines.deep.features import FeatureSchema
 from pipelines.deep.network import NetConfig
 from pipelines.deep.shards import folder_source
 from pipelines.deep.store import CheckpointStore, Folder
-from pipelines.deep.training import TrainTask, auc_from_histograms, train_process
-from tests.unit.deep.frames import binary_frame, write_parquet_files
+from pipelines.deep.training import (
+    TrainTask,
+    auc_from_histograms,
+    prefetched,
+    train_process,
+)
+from tests.unit.deep.frames import binary_frame, regression_task, write_parquet_files
 
 
 @pytest.fixture(scope="module")
@@ -74,18 +79,33 @@ def test_auc_from_histograms_matches_sklearn():
 
 
 def test_regression_learns(tmp_path):
-    import pandas as pd
-
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=1200)
-    kind = rng.choice(["a", "b"], size=1200)
-    frame = pd.DataFrame({"x": x, "kind": kind, "y": 2 * x + (kind == "b") * 3 + rng.normal(scale=0.1, size=1200)})
-    write_parquet_files(frame.iloc[:1000], tmp_path / "train", files=2)
-    write_parquet_files(frame.iloc[1000:], tmp_path / "validation", files=1)
-    features = FeatureSchema(("x",), (0.0,), (1.0,), ("kind",), (("a", "b"),))
-    task = TrainTask(task="regression", features=features, net=NetConfig(1, features.cardinalities, hidden=(16,)),
-                     label="y", weight=None, train=folder_source(Folder(str(tmp_path / "train"))),
-                     validation=folder_source(Folder(str(tmp_path / "validation"))),
-                     store=CheckpointStore(str(tmp_path / "c")), batch_size=64, max_epochs=6, learning_rate=0.02)
-    out = train_process(task, LocalComm())
+    out = train_process(regression_task(tmp_path), LocalComm())
     assert out.history[-1]["val_rmse"] < 0.5  # the label's spread is ~2.5
+
+
+def test_prefetched_keeps_order_raises_where_the_producer_failed_and_stops_when_closed():
+    import threading
+
+    assert list(prefetched(iter(range(50)), depth=2)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise ValueError("label column 'y' has nulls")
+
+    items = prefetched(failing(), depth=2)
+    assert next(items) == 1  # the items before the failure arrive first
+    with pytest.raises(ValueError, match="has nulls"):
+        next(items)
+
+    produced = []
+
+    def endless():
+        while True:
+            produced.append(len(produced))
+            yield produced[-1]
+
+    items = prefetched(endless(), depth=2)
+    assert next(items) == 0
+    items.close()  # what a failing training step does to its batch iterator
+    assert not any(t.name == "clickml-deep-prefetch" for t in threading.enumerate())
+    assert len(produced) <= 4  # the thread ran at most `depth` items (+ the one in hand) ahead, then stopped
