@@ -39,25 +39,37 @@ class FeatureSchema:
         """Embedding rows per categorical column: the vocabulary plus the unknown index 0."""
         return tuple(len(v) + 1 for v in self.vocabularies)
 
-    def encode(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(numeric float32 [n, len(numeric)], categorical int64 [n, len(categorical)])."""
-        n = len(frame)
+    def encode(self, data: pd.DataFrame | pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        """(numeric float32 [n, len(numeric)], categorical int64 [n, len(categorical)]).
+
+        `data` is a pandas frame (scoring) or an Arrow table (training chunks, whose string,
+        integer, boolean and numeric columns are encoded in Arrow, without Python objects).
+        """
+        n = len(data) if isinstance(data, pd.DataFrame) else data.num_rows
         numeric = np.zeros((n, len(self.numeric)), dtype=np.float32)
         for i, (column, mean, std) in enumerate(zip(self.numeric, self.means, self.stds)):
-            values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            values = float_values(data[column])
             values = np.where(np.isnan(values), mean, values)
             numeric[:, i] = (values - mean) / std
         categorical = np.zeros((n, len(self.categorical)), dtype=np.int64)
-        for i, (column, index, values) in enumerate(zip(self.categorical, self._indexes, self._value_sets)):
-            series = frame[column]
+        for i, column in enumerate(self.categorical):
             # position in the vocabulary + 1; unknown values and nulls (-1) become index 0
-            if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow":
-                # Arrow-backed strings (pandas' default): looked up in Arrow, without Python objects
-                codes = pc.fill_null(pc.index_in(pa.array(series), value_set=values), -1)
-                categorical[:, i] = np.asarray(codes, dtype=np.int64) + 1
-            else:
-                categorical[:, i] = index.get_indexer(as_category_strings(series)) + 1
+            categorical[:, i] = self._positions(i, data[column]) + 1
         return numeric, categorical
+
+    def _positions(self, i: int, values: pd.Series | pa.ChunkedArray) -> np.ndarray:
+        """Each value's position in vocabulary `i` as Spark would spell it as a string, or -1."""
+        if isinstance(values, pd.Series):
+            if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"):
+                return self._indexes[i].get_indexer(as_category_strings(values))
+            values = pa.chunked_array(pa.array(values))  # pandas' default strings: already Arrow
+        kind = values.type
+        if (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+                or pa.types.is_integer(kind) or pa.types.is_boolean(kind)):
+            # Arrow spells these as Spark's CAST(x AS STRING) does (`17`, `true`)
+            positions = pc.index_in(pc.cast(values, pa.string()), value_set=self._value_sets[i])
+            return np.asarray(pc.fill_null(positions, -1), dtype=np.int64)
+        return self._indexes[i].get_indexer(as_category_strings(values.to_pandas()))
 
     @cached_property
     def _value_sets(self) -> tuple[pa.Array, ...]:
@@ -67,6 +79,16 @@ class FeatureSchema:
     def _indexes(self) -> tuple[pd.Index, ...]:
         """A hash index per vocabulary (built once per process; not part of equality)."""
         return tuple(pd.Index(list(vocabulary), dtype=object) for vocabulary in self.vocabularies)
+
+
+def float_values(values: pd.Series | pa.ChunkedArray) -> np.ndarray:
+    """float64 values; nulls and values that are not numbers are NaN."""
+    if not isinstance(values, pd.Series):
+        kind = values.type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind) or pa.types.is_boolean(kind):
+            return pc.cast(values, pa.float64()).to_numpy()
+        values = values.to_pandas()
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def as_category_strings(series: pd.Series) -> pd.Series:

@@ -121,7 +121,7 @@ class ShardReader:
     def assignment_pieces(self) -> list[Piece]:
         return list(self._pieces)
 
-    def _read_piece(self, piece: Piece) -> Iterator[pd.DataFrame]:
+    def _read_piece(self, piece: Piece) -> Iterator[pa.Table]:
         partition = dict(piece.partition_values)
         path = f"{self._base}/{piece.path}"
         try:
@@ -141,22 +141,26 @@ class ShardReader:
                 for column, value in partition.items():
                     if column in self.columns:
                         table = table.append_column(column, pa.array([value] * table.num_rows))
-                yield table.to_pandas()
+                yield table.select(list(dict.fromkeys(self.columns)))  # one column order for every file
         except DeepLearningError:
             raise
         except (OSError, pa.ArrowException) as exc:
             raise DeepLearningError(f"rank {self.rank}: cannot read {path} ({self.source.description}): {exc}") from exc
 
-    def _rows(self, order: Sequence[Piece]) -> Iterator[pd.DataFrame]:
+    def _tables(self, order: Sequence[Piece]) -> Iterator[pa.Table]:
         seen = 0
         for piece in order:
-            for frame in self._read_piece(piece):
+            for table in self._read_piece(piece):
                 if self._interleaved:
-                    keep = (np.arange(seen, seen + len(frame)) % self.world) == self.rank
-                    seen += len(frame)
-                    frame = frame[keep]
-                if len(frame):
-                    yield frame.reset_index(drop=True)
+                    keep = (np.arange(seen, seen + table.num_rows) % self.world) == self.rank
+                    seen += table.num_rows
+                    table = table.filter(pa.array(keep))
+                if table.num_rows:
+                    yield table
+
+    def _rows(self, order: Sequence[Piece]) -> Iterator[pd.DataFrame]:
+        for table in self._tables(order):
+            yield table.to_pandas()
 
     def count(self) -> int:
         """Rows in this rank's shard (reads only the filter column when there is a filter)."""
@@ -175,34 +179,39 @@ class ShardReader:
                 yield chunk.iloc[start:start + batch_size]
 
     def chunks(self, epoch: int, steps: int, batch_size: int) -> Iterator[pd.DataFrame]:
-        """This epoch's `steps` batches, several at a time: shuffled frames of whole batches.
+        """`table_chunks` as pandas frames."""
+        for table in self.table_chunks(epoch, steps, batch_size):
+            yield table.to_pandas()
+
+    def table_chunks(self, epoch: int, steps: int, batch_size: int) -> Iterator[pa.Table]:
+        """This epoch's `steps` batches, several at a time: shuffled Arrow tables of whole batches.
 
         Cutting each chunk into consecutive `batch_size` slices gives `batches` exactly; the
-        training loop encodes and moves a chunk to the device at once and slices it there.
+        training loop encodes a chunk from Arrow, moves it to the device at once and slices it there.
         """
         rng = np.random.default_rng([self.seed, epoch, self.rank])
-        buffer: list[pd.DataFrame] = []
+        buffer: list[pa.Table] = []
         buffered = 0
         produced = 0
 
-        def flush() -> pd.DataFrame:
+        def flush() -> pa.Table:
             """Shuffle the buffer; whole batches (no more than the steps left) go, the rest stays."""
             nonlocal buffer, buffered, produced
-            rows = pd.concat(buffer, ignore_index=True)
-            rows = rows.iloc[rng.permutation(len(rows))].reset_index(drop=True)
-            full = (len(rows) // batch_size) * batch_size
-            buffer, buffered = [rows.iloc[full:]], len(rows) - full
+            rows = pa.concat_tables(buffer, promote_options="permissive")  # files may differ in types
+            rows = rows.take(rng.permutation(rows.num_rows))
+            full = (rows.num_rows // batch_size) * batch_size
+            buffer, buffered = [rows.slice(full)], rows.num_rows - full
             count = min(full // batch_size, steps - produced)
             produced += count
-            return rows.iloc[:count * batch_size]
+            return rows.slice(0, count * batch_size)
 
         while produced < steps:
             order = [self._pieces[i] for i in rng.permutation(len(self._pieces))]
             empty_pass = True
-            for frame in self._rows(order):
+            for table in self._tables(order):
                 empty_pass = False
-                buffer.append(frame)
-                buffered += len(frame)
+                buffer.append(table)
+                buffered += table.num_rows
                 if buffered < max(self.shuffle_buffer, batch_size):
                     continue
                 yield flush()

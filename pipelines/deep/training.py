@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.deep.features import FeatureSchema
+from pipelines.deep.features import FeatureSchema, float_values
 from pipelines.deep.network import NetConfig
 from pipelines.deep.shards import ShardReader, ShardSource
 from pipelines.deep.store import CheckpointStore
@@ -96,13 +96,14 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
-def _tensors(task: TrainTask, frame, device):
+def _tensors(task: TrainTask, data, device):
+    """(numeric, categorical, label, weight) tensors on `device` of a pandas frame or Arrow table."""
     import torch
 
-    numeric, categorical = task.features.encode(frame)
-    label = frame[task.label].to_numpy(dtype=np.float32, na_value=np.nan)
-    weight = (frame[task.weight].to_numpy(dtype=np.float32, na_value=0.0) if task.weight
-              else np.ones(len(frame), dtype=np.float32))
+    numeric, categorical = task.features.encode(data)
+    label = float_values(data[task.label]).astype(np.float32)
+    weight = (np.nan_to_num(float_values(data[task.weight]), nan=0.0).astype(np.float32) if task.weight
+              else np.ones(len(label), dtype=np.float32))
     if np.isnan(label).any():
         raise ValueError(f"label column {task.label!r} has nulls in the training data")
     if task.class_weights:
@@ -117,13 +118,13 @@ PREFETCH_CHUNKS = 2
 def _device_batches(task: TrainTask, reader: ShardReader, epoch: int, steps: int, device):
     """This epoch's `steps` batches as tensors on `device`.
 
-    A background thread reads, shuffles and encodes the shard a chunk (the shuffle buffer's worth
-    of whole batches) at a time and moves each chunk to the device in one copy, up to
+    A background thread reads, shuffles (in Arrow) and encodes the shard a chunk (the shuffle
+    buffer's worth of whole batches) at a time and moves each chunk to the device in one copy, up to
     `PREFETCH_CHUNKS` ahead; batches are slices of the chunk on the device. Encoding and copying
     batch by batch cost more than the step itself on a GPU (a third of a plain loop's throughput
     on an H100; see docs/deep_learning.md).
     """
-    chunks = (_tensors(task, chunk, device) for chunk in reader.chunks(epoch, steps, task.batch_size))
+    chunks = (_tensors(task, chunk, device) for chunk in reader.table_chunks(epoch, steps, task.batch_size))
     for numeric, categorical, label, weight in prefetched(chunks, PREFETCH_CHUNKS):
         for start in range(0, len(label), task.batch_size):
             end = start + task.batch_size

@@ -30,6 +30,28 @@ def test_encode_categories_of_every_pandas_dtype():
     assert schema == FeatureSchema((), (), (), ("arrow", "python", "object", "i", "f"), vocabularies)  # caches not compared
 
 
+def test_encoding_an_arrow_table_matches_encoding_its_pandas_frame():
+    import pyarrow as pa
+
+    table = pa.table({
+        "s": pa.array(["b", None, "zz", "a"]), "ls": pa.array(["a", "b", None, "q"], type=pa.large_string()),
+        "d": pa.array(["a", "b", "a", None]).dictionary_encode(), "i": pa.array([2, 1, 7, 2], type=pa.int32()),
+        "flag": pa.array([True, False, None, True]), "f": pa.array([1.5, None, float("nan"), 2.0]),
+        "x": pa.array([1.0, None, float("nan"), 4.0]), "n": pa.array([1, None, 3, 4], type=pa.int64()),
+        "txt": pa.array(["1.5", "oops", None, "2"]),
+    })
+    schema = FeatureSchema(("x", "n", "txt"), (1.0, 2.0, 0.5), (2.0, 1.0, 1.0), ("s", "ls", "d", "i", "flag", "f"),
+                           (("a", "b"), ("a", "b"), ("a", "b"), ("1", "2"), ("true",), ("1.5", "2.0")))
+    from_arrow, from_pandas = schema.encode(table), schema.encode(table.to_pandas())
+    assert from_arrow[0].tolist() == from_pandas[0].tolist()
+    assert from_arrow[1].tolist() == from_pandas[1].tolist() == [
+        [2, 1, 1, 2, 1, 1], [0, 2, 2, 1, 0, 0], [0, 0, 1, 0, 0, 0], [1, 0, 0, 2, 1, 2]]
+    # an integer category with nulls is spelled as Spark spells it ("1"), not as pandas' float ("1.0")
+    with_null = pa.table({"i": pa.array([1, None], type=pa.int64())})
+    ints = FeatureSchema((), (), (), ("i",), (("1",),))
+    assert ints.encode(with_null)[1].tolist() == [[1], [0]]
+
+
 def test_category_strings_match_spark_casts():
     assert as_category_strings(pd.Series([True, False])).tolist() == ["true", "false"]
     assert as_category_strings(pd.Series([1, 2])).tolist() == ["1", "2"]
