@@ -166,7 +166,7 @@ class ShardReader:
         """Rows in this rank's shard (reads only the filter column when there is a filter)."""
         if not self.source.filter_column and not self._interleaved and all(p.rows is not None for p in self._pieces):
             return sum(p.rows for p in self._pieces)  # type: ignore[misc]
-        return sum(len(frame) for frame in self._rows(self._pieces))
+        return sum(table.num_rows for table in self._tables(self._pieces))
 
     def scan(self) -> Iterator[pd.DataFrame]:
         """The shard once, in file order (validation)."""

@@ -124,8 +124,15 @@ def _device_batches(task: TrainTask, reader: ShardReader, epoch: int, steps: int
     batch by batch cost more than the step itself on a GPU (a third of a plain loop's throughput
     on an H100; see docs/deep_learning.md).
     """
-    chunks = (_tensors(task, chunk, device) for chunk in reader.table_chunks(epoch, steps, task.batch_size))
-    for numeric, categorical, label, weight in prefetched(chunks, PREFETCH_CHUNKS):
+    def chunks():  # runs in the prefetch thread
+        if device.type == "cuda":
+            import torch
+
+            torch.cuda.set_device(device)  # the thread's own current device, as the process's
+        for chunk in reader.table_chunks(epoch, steps, task.batch_size):
+            yield _tensors(task, chunk, device)
+
+    for numeric, categorical, label, weight in prefetched(chunks(), PREFETCH_CHUNKS):
         for start in range(0, len(label), task.batch_size):
             end = start + task.batch_size
             yield numeric[start:end], categorical[start:end], label[start:end], weight[start:end]
