@@ -9,6 +9,7 @@ values (as strings; at most `max_categories`); index 0 is unknown, rare or null.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -60,6 +61,12 @@ class FeatureSchema:
     def _positions(self, i: int, values: pd.Series | pa.ChunkedArray) -> np.ndarray:
         """Each value's position in vocabulary `i` as Spark would spell it as a string, or -1."""
         if isinstance(values, pd.Series):
+            if self._integer_vocabularies[i] and pd.api.types.is_float_dtype(values.dtype):
+                # An integer column with nulls reaches pandas as floats (Spark's Arrow conversion);
+                # spelled as the integers its vocabulary holds ("7", not "7.0")
+                integral = values.isna() | (values == np.floor(values))
+                if integral.all():
+                    values = values.astype("Int64")
             if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"):
                 return self._indexes[i].get_indexer(as_category_strings(values))
             values = pa.chunked_array(pa.array(values))  # pandas' default strings: already Arrow
@@ -72,6 +79,11 @@ class FeatureSchema:
         return self._indexes[i].get_indexer(as_category_strings(values.to_pandas()))
 
     @cached_property
+    def _integer_vocabularies(self) -> tuple[bool, ...]:
+        """Whether each vocabulary holds integers only (Spark spells a double with a '.' or 'E')."""
+        return tuple(bool(v) and all(_INTEGER.fullmatch(value) for value in v) for v in self.vocabularies)
+
+    @cached_property
     def _value_sets(self) -> tuple[pa.Array, ...]:
         return tuple(pa.array(list(vocabulary), type=pa.string()) for vocabulary in self.vocabularies)
 
@@ -79,6 +91,9 @@ class FeatureSchema:
     def _indexes(self) -> tuple[pd.Index, ...]:
         """A hash index per vocabulary (built once per process; not part of equality)."""
         return tuple(pd.Index(list(vocabulary), dtype=object) for vocabulary in self.vocabularies)
+
+
+_INTEGER = re.compile(r"-?[0-9]+")
 
 
 def float_values(values: pd.Series | pa.ChunkedArray) -> np.ndarray:

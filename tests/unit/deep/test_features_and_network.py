@@ -50,6 +50,10 @@ def test_encoding_an_arrow_table_matches_encoding_its_pandas_frame():
     with_null = pa.table({"i": pa.array([1, None], type=pa.int64())})
     ints = FeatureSchema((), (), (), ("i",), (("1",),))
     assert ints.encode(with_null)[1].tolist() == [[1], [0]]
+    # ... and so when it reaches the scoring UDF as pandas floats (Spark's Arrow conversion)
+    assert ints.encode(with_null.to_pandas())[1].tolist() == [[1], [0]]
+    doubles = FeatureSchema((), (), (), ("x",), (("1.0", "2.5"),))  # a double column keeps Spark's "1.0"
+    assert doubles.encode(pd.DataFrame({"x": [1.0, 2.5, None]}))[1].tolist() == [[1], [2], [0]]
 
 
 def test_category_strings_match_spark_casts():
