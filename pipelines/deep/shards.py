@@ -197,7 +197,11 @@ class ShardReader:
         def flush() -> pa.Table:
             """Shuffle the buffer; whole batches (no more than the steps left) go, the rest stays."""
             nonlocal buffer, buffered, produced
-            rows = pa.concat_tables(buffer, promote_options="permissive")  # files may differ in types
+            try:
+                rows = pa.concat_tables(buffer, promote_options="permissive")  # e.g. int32 and int64 files
+            except pa.ArrowException as exc:
+                raise DeepLearningError(f"rank {self.rank}: the files of {self.source.description} disagree on "
+                                        f"the types of {list(self.columns)}: {exc}") from exc
             rows = rows.take(rng.permutation(rows.num_rows))
             full = (rows.num_rows // batch_size) * batch_size
             buffer, buffered = [rows.slice(full)], rows.num_rows - full

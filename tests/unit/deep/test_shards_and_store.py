@@ -49,6 +49,21 @@ def test_chunks_are_whole_shuffled_batches_cut_the_same_as_batches(tmp_path):
     assert len(list(reader.chunks(0, steps=7, batch_size=8))) > 1  # the buffer, not the epoch, sets a chunk
 
 
+def test_files_whose_types_differ_are_promoted_or_named(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    pq.write_table(pa.table({"v": pa.array(range(6), type=pa.int32())}), folder / "a.parquet")
+    pq.write_table(pa.table({"v": pa.array(range(6, 12), type=pa.int64())}), folder / "b.parquet")
+    reader = ShardReader(folder_source(Folder(str(folder))), 0, 1, ["v"], shuffle_buffer=100)
+    assert sorted(v for b in reader.batches(0, steps=3, batch_size=4) for v in b["v"]) == list(range(12))
+    pq.write_table(pa.table({"v": pa.array(["x"] * 6)}), folder / "b.parquet")
+    with pytest.raises(DeepLearningError, match=r"disagree on the types of \['v'\]"):
+        list(ShardReader(folder_source(Folder(str(folder))), 0, 1, ["v"], shuffle_buffer=100).batches(0, 3, 4))
+
+
 def test_interleaved_reading_and_empty_shards(tmp_path):
     write_parquet_files(pd.DataFrame({"v": range(10)}), tmp_path / "one", files=1)
     source = folder_source(Folder(str(tmp_path / "one")))
