@@ -174,14 +174,9 @@ class ShardReader:
 
     def batches(self, epoch: int, steps: int, batch_size: int) -> Iterator[pd.DataFrame]:
         """Exactly `steps` shuffled batches of `batch_size` rows for this epoch."""
-        for chunk in self.chunks(epoch, steps, batch_size):
-            for start in range(0, len(chunk), batch_size):
-                yield chunk.iloc[start:start + batch_size]
-
-    def chunks(self, epoch: int, steps: int, batch_size: int) -> Iterator[pd.DataFrame]:
-        """`table_chunks` as pandas frames."""
-        for table in self.table_chunks(epoch, steps, batch_size):
-            yield table.to_pandas()
+        for chunk in self.table_chunks(epoch, steps, batch_size):
+            for start in range(0, chunk.num_rows, batch_size):
+                yield chunk.slice(start, batch_size).to_pandas()
 
     def table_chunks(self, epoch: int, steps: int, batch_size: int) -> Iterator[pa.Table]:
         """This epoch's `steps` batches, several at a time: shuffled Arrow tables of whole batches.

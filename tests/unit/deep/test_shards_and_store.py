@@ -42,11 +42,11 @@ def test_chunks_are_whole_shuffled_batches_cut_the_same_as_batches(tmp_path):
     write_parquet_files(pd.DataFrame({"v": range(100)}), tmp_path / "data", files=3)
     reader = ShardReader(folder_source(Folder(str(tmp_path / "data"))), 0, 1, ["v"], seed=3, shuffle_buffer=24)
     for steps in (1, 7, 30):  # within one pass, to the end of a pass, cycling over several passes
-        chunks = list(reader.chunks(2, steps=steps, batch_size=8))
-        assert all(len(c) and len(c) % 8 == 0 for c in chunks) and sum(len(c) for c in chunks) == steps * 8
+        chunks = list(reader.table_chunks(2, steps=steps, batch_size=8))
+        assert all(c.num_rows and c.num_rows % 8 == 0 for c in chunks) and sum(c.num_rows for c in chunks) == steps * 8
         batches = [b["v"].tolist() for b in reader.batches(2, steps=steps, batch_size=8)]
-        assert batches == [c["v"].tolist()[i:i + 8] for c in chunks for i in range(0, len(c), 8)]
-    assert len(list(reader.chunks(0, steps=7, batch_size=8))) > 1  # the buffer, not the epoch, sets a chunk
+        assert batches == [c["v"].to_pylist()[i:i + 8] for c in chunks for i in range(0, c.num_rows, 8)]
+    assert len(list(reader.table_chunks(0, steps=7, batch_size=8))) > 1  # the buffer, not the epoch, sets a chunk
 
 
 def test_files_whose_types_differ_are_promoted_or_named(tmp_path):
