@@ -1,9 +1,10 @@
-"""Run a Python script in its own process group until it signals a point, then kill -9 it."""
+"""Process helpers for tests: kill a script at a marked point (kill -9); free local ports."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -23,3 +24,17 @@ def kill_when_marked(script: Path, marker: Path, timeout: float = 240.0) -> None
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
+
+
+def free_ports(count: int = 1) -> list[int]:
+    """`count` distinct free TCP ports on 127.0.0.1 (all held open while choosing)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()

@@ -6,7 +6,6 @@ delta-rs committer, and read back both through the snapshot's file list and by d
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pipelines.lake.filesystem import filesystem_for
 from pipelines.lake.location import table_location
 from tests.conftest import make_config
 from tests.lakehelpers import write_files
+from tests.processes import free_ports
 
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is installed by the dev extra")
 boto3 = pytest.importorskip("boto3", reason="boto3 is installed by the dev extra")
@@ -30,17 +30,11 @@ BUCKET = "clickml-test"
 SCHEMA = pa.schema([("id", pa.int64()), ("day", pa.string())])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory):
     # A separate process: delta-rs holds the GIL during some calls, which would starve an
     # in-process (threaded) server.
-    port = _free_port()
+    port = free_ports()[0]
     log_path = tmp_path_factory.mktemp("moto") / "moto.log"
     log = open(log_path, "wb")
     server = subprocess.Popen(

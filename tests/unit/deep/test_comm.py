@@ -10,25 +10,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import socket
 
 import pytest
 
+from tests.processes import free_ports
+
 RUNS = 25  # the old teardown hung within ~20 runs every time it was tried; these take ~15 s
 LIMIT_S = 90
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def _one_run() -> int | None:
@@ -61,7 +49,7 @@ def _process(rank: int, ports: list[int]) -> None:
 
 def test_two_gloo_processes_tear_down_right_after_their_last_collective():
     pytest.importorskip("torch.distributed", reason="torch without distributed support")
-    ports = _free_ports(RUNS)
+    ports = free_ports(RUNS)
     context = multiprocessing.get_context("spawn")
     processes = [context.Process(target=_process, args=(rank, ports), name=f"rank-{rank}") for rank in range(2)]
     for process in processes:

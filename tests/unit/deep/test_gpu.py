@@ -8,12 +8,12 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import socket
 
 import pytest
 import torch
 
 from pipelines.deep.gpu import select_device
+from tests.processes import free_ports
 
 LIMIT_S = 180
 
@@ -75,12 +75,6 @@ def test_regression_on_gpu_with_mixed_precision_learns(tmp_path):
     assert out.device.startswith("cuda") and out.history[-1]["val_rmse"] < 0.5  # the label's spread is ~2.5
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _torchrun_process(task, rank: int, world: int, port: int, results) -> None:
     # what torchrun sets for each process TorchDistributor starts
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
@@ -97,7 +91,7 @@ def _run_ranks(task, world: int) -> dict:
     """Start `world` processes as torchrun would and return rank -> (initialized, rank 0's output)."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    port = _free_port()
+    port = free_ports()[0]
     processes = [context.Process(target=_torchrun_process, args=(task, rank, world, port, results), name=f"rank-{rank}")
                  for rank in range(world)]
     for process in processes:
