@@ -13,8 +13,9 @@ HERE = Path(__file__).parent
 
 INSTALL_REQUIRES = [
     "pyspark>=4.1,<4.2",
-    "delta-spark>=4.4,<4.5",
+    "delta-spark==4.4.0",
     "deltalake>=1.6,<2",
+    "hdfs-native>=0.14,<0.15",  # HDFS from plain Python: landing listings, delta-rs reads
     "pyarrow>=18",
     "pandas>=2.2",
     "numpy>=1.26",

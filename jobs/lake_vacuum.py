@@ -1,4 +1,4 @@
-"""spark-submit / cron entry point: vacuum lakehouse tables (no Spark needed).
+"""spark-submit / cron entry point: vacuum lakehouse tables (Delta VACUUM).
 
     python jobs/lake_vacuum.py bronze.events silver.events [--retention-hours 168]
 """
@@ -8,6 +8,7 @@ import sys
 
 from pipelines.jobs import config_arguments, config_from_args
 from pipelines.lake import Lake
+from pipelines.spark import build_session
 
 
 def main(argv=None) -> int:
@@ -15,10 +16,11 @@ def main(argv=None) -> int:
     parser.add_argument("tables", nargs="+", help="logical table names")
     parser.add_argument("--retention-hours", type=float)
     args = parser.parse_args(argv)
-    lake = Lake(config_from_args(args))
+    config = config_from_args(args)
+    lake = Lake(config, build_session(config))
     for table in args.tables:
         result = lake.vacuum(table, args.retention_hours)
-        print(f"{table}: deleted {len(result.files_deleted)} file(s), {len(result.staging_dirs_deleted)} write folder(s)")
+        print(f"{table}: deleted {len(result.files_deleted)} file(s)")
     return 0
 
 

@@ -3,13 +3,19 @@
 
 STACK_DIR ?= .stack
 STACK_SERVICES ?= spark-master,spark-worker,mlflow,airflow
+# LAKE=s3: the lakehouse, landing zone and MLflow artifacts on a local S3 server (moto) started first
+LAKE ?= local
 PACK_ENV_DIR ?= build/pack-env
 
-.PHONY: up down stack-status pack-pyfiles pack-env browser-deps
+.PHONY: up down up-env stack-status pack-pyfiles pack-env browser-deps
 
-## up: Spark standalone master + worker, MLflow server, Airflow (standalone) on 127.0.0.1
-up: check-java venv
-	CLICKML_STACK_DIR=$(STACK_DIR) $(PY) -m pipelines.orchestration.stack up --services $(STACK_SERVICES)
+## up: Spark standalone master + worker, MLflow server, Airflow (standalone) on 127.0.0.1 [LAKE=s3]
+up: check-java venv jars
+	CLICKML_STACK_DIR=$(STACK_DIR) $(PY) -m pipelines.orchestration.stack up --services $(STACK_SERVICES) --lake $(LAKE)
+
+## up-env: the environment that points clickml at the stack: eval "$$(make -s up-env LAKE=s3)"
+up-env:
+	@CLICKML_STACK_DIR=$(STACK_DIR) $(PY) -m pipelines.orchestration.stack env --lake $(LAKE)
 
 ## down: stop exactly what `make up` started (pid files under $(STACK_DIR)/pids)
 down:

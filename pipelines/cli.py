@@ -227,7 +227,7 @@ def _lake(config: ClickmlConfig, args: argparse.Namespace) -> int:
     from pipelines.lake import Lake
 
     if args.lake_command == "history":
-        lake = Lake(config)
+        lake = Lake(config, _spark(config))  # Delta's DESCRIBE HISTORY
         print(f"{'version':>7}  {'committed (UTC)':19}  {'rows added':>10}  operation")
         for entry in lake.history(args.table, args.limit):
             when = dt.datetime.fromtimestamp(entry.timestamp_ms / 1000, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
@@ -241,10 +241,10 @@ def _lake(config: ClickmlConfig, args: argparse.Namespace) -> int:
             print(f"  {f.path}  {f.size:,} bytes  {f.num_records if f.num_records is not None else '?'} rows  {f.partition_values}")
         return 0
     if args.lake_command == "vacuum":
-        result = Lake(config).vacuum(args.table, args.retention_hours, args.dry_run)
+        result = Lake(config, _spark(config)).vacuum(args.table, args.retention_hours, args.dry_run)
         verb = "would delete" if args.dry_run else "deleted"
-        print(f"{result.table}: {verb} {len(result.files_deleted)} file(s), {len(result.staging_dirs_deleted)} abandoned write folder(s)")
-        for path in result.files_deleted + result.staging_dirs_deleted:
+        print(f"{result.table}: {verb} {len(result.files_deleted)} file(s) unreferenced for over {result.retention_hours:g}h")
+        for path in result.files_deleted:
             print(f"  {path}")
         return 0
     lake = Lake(config, _spark(config))

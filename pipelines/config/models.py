@@ -34,8 +34,8 @@ class StorageConfig(Section):
     path_style: bool = True
     """Use path-style addressing (`endpoint/bucket/key`), needed by most S3-compatible servers."""
     conditional_put: Literal["etag"] | None = "etag"
-    """How delta-rs makes commits atomic on S3: `etag` uses conditional PUT (S3 since 2024,
-    MinIO); None leaves delta-rs' default (which refuses unsafe concurrent writes)."""
+    """delta-rs' S3 setting for plain-Python access to tables (`etag`: conditional PUT, S3
+    since 2024, MinIO); tables are written by delta-spark, which does not use it."""
 
     @field_validator("*", mode="before")
     @classmethod
@@ -45,15 +45,11 @@ class StorageConfig(Section):
 
 
 class LakeConfig(Section):
-    """Where tables live and how they are committed."""
+    """Where tables live and how they are committed (Delta through delta-spark, the one writer)."""
 
     root: str
     """Lakehouse root: a local path (relative paths are taken from the project root, the parent
     of the config directory), `file://`, `s3a://bucket/prefix` / `s3://...` or `hdfs://...`."""
-    writer: Literal["auto", "delta-spark", "delta-rs"] = "auto"
-    """`delta-spark` writes with `df.write.format("delta")` (needs the Delta jars on the
-    classpath); `delta-rs` writes Parquet with Spark and commits with delta-rs; `auto` picks
-    delta-spark when the Delta extension is loaded in the session, delta-rs otherwise."""
     storage: StorageConfig = Field(default_factory=StorageConfig)
     """Object-store endpoint and credentials for S3 roots."""
     commit_retries: int = Field(default=5, ge=0, le=100)
@@ -62,8 +58,6 @@ class LakeConfig(Section):
     """First back-off between commit retries; doubles on every retry, with jitter."""
     vacuum_retention_hours: float = Field(default=168.0, ge=0.0)
     """Files unreferenced for longer than this are removed by `clickml lake vacuum`."""
-    parquet_compression: Literal["snappy", "zstd", "gzip", "none"] = "snappy"
-    """Compression of the Parquet files written by the delta-rs writer."""
 
 
 class TablesConfig(Section):
@@ -510,7 +504,7 @@ class ClickmlConfig(Section):
     conf_dir: str = "conf"
     """The config directory this config was loaded from (set by the loader); sources live below it."""
     lake: LakeConfig
-    """The lakehouse: root URI, writer, object-store settings."""
+    """The lakehouse: root URI, object-store settings, commit retries, vacuum retention."""
     tables: TablesConfig = Field(default_factory=TablesConfig)
     """Logical table names."""
     landing: LandingConfig

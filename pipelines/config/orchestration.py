@@ -55,6 +55,10 @@ class SparkSubmitConfig(Section):
     archives: str | None = None
     """`--archives`: a packed virtual environment for the executors, e.g.
     `/opt/clickml/clickml-env.tar.gz#environment` (see docs/orchestration.md, `make pack-env`)."""
+    jars: str | None = None
+    """`--jars` (comma-separated): None means the jars `make jars` resolved from jvm/pom.xml on
+    the submitting host; "" means none (the cluster's `$SPARK_HOME/jars` holds Delta and
+    hadoop-aws, as in docker/spark). See docs/operations.md, "Jars on a cluster"."""
     py_files: str | None = None
     """`--py-files`: a zip of the `pipelines` package for executors that have its dependencies
     (`make pack-pyfiles`)."""

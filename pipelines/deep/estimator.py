@@ -128,9 +128,10 @@ class SnapshotSplit:
         return cls(lake._session(), lake.snapshot(name, version), split_column, **kwargs)
 
     def frame(self) -> DataFrame:
-        from pipelines.lake.spark_io import read_snapshot
+        """The same table version through Spark (Delta time travel to the snapshot's version)."""
+        from pipelines.lake.delta_spark import read_delta_spark
 
-        return read_snapshot(self.spark, self.snapshot)
+        return read_delta_spark(self.spark, self.snapshot.location, self.snapshot.version)
 
     def train_frame(self) -> DataFrame:
         return self.frame().where(F.col(self.split_column).isin(list(self.train_values)))

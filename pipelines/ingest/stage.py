@@ -34,22 +34,8 @@ from pipelines.ingest.reader import (
     session_settings,
     source_location,
 )
-from pipelines.ingest.staging import (
-    StagedFiles,
-    check_against_table,
-    commit_staged,
-    delete_files,
-    delete_folder,
-    describe,
-    list_parquet,
-    new_folder,
-    parquet_compression,
-    table_schema_of,
-    write_parquet,
-)
+from pipelines.ingest.staging import StagedRows, commit_staged, delete_folder, new_folder, write_parquet
 from pipelines.lake import Lake, Txn
-from pipelines.lake.spark_io import spark_schema_of
-from pipelines.lake.stats import DataFile
 from pipelines.sources import SourceConfig, load_source
 
 log = logging.getLogger(__name__)
@@ -212,19 +198,21 @@ event_date, so the null-date folder can hold such rows)."""
 
 @dataclass
 class StagedBatch:
-    """A classified batch written to staging folders and counted from the written files."""
+    """A classified batch written to a staging folder and counted from the written files."""
 
     records: int
     """Records read (counted from the lines, independently of the outcomes)."""
-    bronze: StagedFiles
-    quarantine: StagedFiles
+    bronze: StagedRows
+    quarantine: StagedRows
     quarantined_by_reason: dict[str, int]
     duplicates_in_batch: int
     duplicates_in_bronze: int
+    folder: str = ""
+    """The staging folder holding both (deleted when the batch ends)."""
 
-    def discard(self) -> None:
-        for staged in (self.bronze, self.quarantine):
-            delete_files(staged.location, [f.path for f in staged.files])
+    def discard(self, spark: SparkSession) -> None:
+        if self.folder:
+            delete_folder(spark, self.folder)
 
 
 def process_batch(
@@ -271,9 +259,7 @@ def process_batch(
         result.quarantined = sum(result.quarantined_by_reason.values())
         result.duplicates_in_batch = batch.duplicates_in_batch
         result.duplicates_in_bronze = batch.duplicates_in_bronze
-        result.event_dates = sorted(
-            {dt.date.fromisoformat(v) for f in batch.bronze.files if (v := f.partition_values.get("event_date"))}
-        )
+        result.event_dates = batch.bronze.partition_values("event_date")
         accounted = result.bronze_written + result.quarantined + result.duplicates_in_batch + result.duplicates_in_bronze
         if accounted != result.records_read or batch.quarantine.rows != result.quarantined:
             raise AccountingError(
@@ -283,13 +269,16 @@ def process_batch(
                 "for the quarantine); nothing was committed"
             )
     except BaseException:
-        batch.discard()  # nothing was committed: the staged files go
+        batch.discard(spark)  # nothing was committed: the staged files go
         raise
-    # From the first commit on, staged files stay where they are on failure: a commit may have gone
-    # through, and files no commit references are removed by `vacuum` (abandoned write folders).
+    # Each table's commit is keyed by the batch's transaction id: after a crash between the two,
+    # the re-run skips the committed one and finishes the other (the audit row is written last).
     txn = Txn.for_batch(APP_ID, batch_id)
-    _commit(lake, batch.quarantine, config.tables.bronze_quarantine, txn, result.quarantined)
-    _commit(lake, batch.bronze, config.tables.bronze_events, txn, result.bronze_written)
+    try:
+        _commit(lake, batch.quarantine, txn, result.quarantined)
+        _commit(lake, batch.bronze, txn, result.bronze_written)
+    finally:
+        batch.discard(spark)
     result.seconds = time.time() - started
     _write_audit(spark, lake, config, result, [f.relative for f in files], started_at)
     log.info("ingest %s", result.report())
@@ -307,45 +296,37 @@ def stage_batch(
     started_at: dt.datetime,
 ) -> StagedBatch:
     """One Spark job reads, parses, classifies and deduplicates the batch and writes every record
-    once into a staging folder of bronze.events (the staged layout above); the bronze rows are
-    counted from the footers. Then the other records are counted and the quarantined ones moved
-    to a staging folder of bronze.quarantine, and rows already in bronze are taken out."""
+    once into a staging folder (the staged layout above). Then the null-date records are counted
+    by outcome and the quarantined ones written in bronze.quarantine's layout, the bronze rows
+    are counted per event date, and rows already in bronze are taken out of the selection."""
     ingested_at = F.lit(started_at).cast("timestamp")
     outcomes = label_outcomes(spark, lake, config, source, raw.frame, batch_id, reference_time)
     staged_frame = staged_rows(outcomes, source, batch_id, ingested_at)
-    bronze_location = lake.location(config.tables.bronze_events)
-    bronze_schema = table_schema_of(staged_frame, BRONZE_COLUMNS)
-    if lake.writer == "delta-rs":
-        check_against_table(bronze_location, bronze_schema, ["event_date"])
-    compression = parquet_compression(config)
-    folder, write_id = new_folder()
-    bronze: StagedFiles | None = None
-    quarantine: StagedFiles | None = None
+    folder = new_folder(config, "ingest")
     try:
         with raw.scan_settings(spark), session_settings(spark, write_settings(spark, raw.input_bytes)):
-            write_parquet(staged_frame, bronze_location, folder, ["event_date"], compression)
+            write_parquet(staged_frame, f"{folder}/records", ["event_date"])
         records = raw.records()
-        described = describe(spark, bronze_location, list_parquet(bronze_location, folder), ["event_date"])
-        dated = [f for f in described if f.partition_values.get("event_date") is not None]
-        undated = [f for f in described if f.partition_values.get("event_date") is None]
-        bronze = StagedFiles(config.tables.bronze_events, bronze_location, bronze_schema, ["event_date"], dated, write_id)
-        counts, quarantine, undated_bronze = split_undated(
-            spark, lake, config, source, bronze, undated, batch_id, ingested_at, reference_time, compression
+        bronze = StagedRows(
+            config.tables.bronze_events, f"{folder}/records", _nullable(staged_frame.schema), ["event_date"],
+            where=F.col(STAGED_MARK).isNotNull(),
         )
-        bronze.files += undated_bronze
-        delete_files(bronze_location, [f.path for f in undated])
-        bronze, duplicates_in_bronze = drop_existing(spark, lake, config, bronze, batch_id, compression)
+        counts, quarantine = split_undated(spark, config, source, bronze, f"{folder}/quarantine", batch_id, ingested_at, reference_time)
+        bronze.count_partitions(spark)
+        duplicates_in_bronze = drop_existing(spark, lake, config, bronze, batch_id)
     except BaseException:
-        delete_folder(bronze_location, folder)
-        for staged in (bronze, quarantine):
-            if staged is not None:  # files staged outside the folder (rewrites, undated bronze rows)
-                delete_files(staged.location, [f.path for f in staged.files])
+        delete_folder(spark, folder)
         raise
     return StagedBatch(
         records=records, bronze=bronze, quarantine=quarantine,
         quarantined_by_reason={r: counts[r] for r in reasons.ALL if counts.get(r)},
         duplicates_in_batch=counts.get(OUTCOME_DUPLICATE, 0), duplicates_in_bronze=duplicates_in_bronze,
+        folder=folder,
     )
+
+
+def _nullable(schema: T.StructType) -> T.StructType:
+    return T.StructType([T.StructField(f.name, f.dataType, True) for f in schema.fields])
 
 
 DEDUP_PARTITION_BYTES = 32 * 1024 * 1024
@@ -389,27 +370,21 @@ def staged_rows(outcomes: DataFrame, source: SourceConfig, batch_id: str, ingest
 
 def split_undated(
     spark: SparkSession,
-    lake: Lake,
     config: ClickmlConfig,
     source: SourceConfig,
-    bronze: StagedFiles,
-    undated: list[DataFile],
+    bronze: StagedRows,
+    folder: str,
     batch_id: str,
     ingested_at: F.Column,
     reference_time: dt.datetime,
-    compression: str,
-) -> tuple[dict[str, int], StagedFiles, list[DataFile]]:
-    """Read the null-date staged files once: count their records by outcome while writing the
-    quarantined ones into a staging folder of bronze.quarantine; stage the bronze rows among
-    them (valid events without an event time) as bronze files of their own.
+) -> tuple[dict[str, int], StagedRows]:
+    """Read the null-date staged records once (partition pruning: the null-date folder only):
+    count them by outcome while writing the quarantined ones into `folder` in bronze.quarantine's
+    layout. Valid events without an event time stay there as bronze rows (the bronze selection
+    reads them by their mark).
 
-    Returns the counts by outcome, the staged quarantine and the extra bronze files."""
-    schema = spark_schema_of(bronze.schema)
-    data = T.StructType([f for f in schema.fields if f.name != "event_date"])
-    rows = (
-        spark.read.schema(data).parquet(*[bronze.location.spark_child(f.path) for f in undated])
-        if undated else spark.createDataFrame([], data)
-    )
+    Returns the counts by outcome and the staged quarantine, counted from its files."""
+    rows = spark.read.schema(bronze.schema).parquet(bronze.folder).where(F.col("event_date").isNull())
     is_bronze = F.col(STAGED_MARK).isNotNull()
     outcome = F.col(OUTCOME_CARRIER)
     observation = Observation("ingest-outcomes")
@@ -424,103 +399,67 @@ def split_undated(
         F.col(RAW_CARRIER).alias("raw"), F.lit(source.name).alias("source"), "source_file", "source_line",
         outcome.alias("reason"), F.lit(batch_id).alias("batch_id"), ingested_at.alias("ingested_at"),
         F.lit(reference_time.date()).alias("batch_date"),
-    )
-    location = lake.location(config.tables.bronze_quarantine)
-    schema_q = table_schema_of(frame, QUARANTINE_COLUMNS)
-    quarantine = StagedFiles(config.tables.bronze_quarantine, location, schema_q, ["batch_date"])
-    if lake.writer == "delta-rs":
-        check_against_table(location, schema_q, ["batch_date"])
-    if not undated:
-        return {}, quarantine, []
-    folder, quarantine.write_id = new_folder()
-    try:
-        write_parquet(frame, location, folder, ["batch_date"], compression)
-        quarantine.files = describe(spark, location, list_parquet(location, folder), ["batch_date"])
-    except BaseException:
-        delete_folder(location, folder)
-        raise
+    ).select(*QUARANTINE_COLUMNS)
+    write_parquet(frame, folder, ["batch_date"])
     metrics = observation.get
-    counts = {o: int(metrics[o] or 0) for o in OUTCOMES}
-    extra: list[DataFile] = []
-    try:
-        if sum(counts.values()) != metrics["rows"]:
-            raise AccountingError(
-                f"ingest {batch_id}: {metrics['rows'] - sum(counts.values())} staged record(s) without a known "
-                "outcome; nothing was committed"
-            )
-        if counts[OUTCOME_BRONZE]:
-            extra_folder, _ = new_folder()
-            undated_bronze = rows.where(is_bronze).withColumn("event_date", F.lit(None).cast("date"))
-            write_parquet(undated_bronze, bronze.location, extra_folder, ["event_date"], compression)
-            extra = describe(spark, bronze.location, list_parquet(bronze.location, extra_folder), ["event_date"])
-    except BaseException:
-        delete_files(location, [f.path for f in quarantine.files])
-        raise
-    return counts, quarantine, extra
+    counts = {o: int(metrics.get(o) or 0) for o in OUTCOMES}
+    if sum(counts.values()) != int(metrics.get("rows") or 0):
+        raise AccountingError(
+            f"ingest {batch_id}: {int(metrics.get('rows') or 0) - sum(counts.values())} staged record(s) without a "
+            "known outcome; nothing was committed"
+        )
+    quarantine = StagedRows(config.tables.bronze_quarantine, folder, _nullable(frame.schema), ["batch_date"])
+    quarantine.count_partitions(spark)
+    return counts, quarantine
 
 
-def drop_existing(
-    spark: SparkSession, lake: Lake, config: ClickmlConfig, staged: StagedFiles, batch_id: str, compression: str
-) -> tuple[StagedFiles, int]:
-    """Take out of the staged bronze files the rows whose event id bronze already holds from
-    another batch with an event date at most `ingest.bronze_dedup_days` from theirs; returns the
-    files to commit and how many rows went.
+def drop_existing(spark: SparkSession, lake: Lake, config: ClickmlConfig, staged: StagedRows, batch_id: str) -> int:
+    """Take out of the staged bronze rows those whose event id bronze already holds from another
+    batch with an event date at most `ingest.bronze_dedup_days` from theirs; returns how many.
 
-    Only those event dates are read from bronze (partition pruning; event_id and event_date), and
-    staged files are rewritten only for the dates that have such rows (a replayed file, say).
+    Only those event dates of one bronze version are read (partition pruning; event_id and
+    event_date), and the selection's per-date counts are corrected by the rows found, so the
+    counts stay exactly what the commit writes.
     """
     table = config.tables.bronze_events
-    if not staged.files or not lake.exists(table):
-        return staged, 0
+    dates = staged.partition_values("event_date")
+    if not dates or not lake.exists(table):
+        return 0
     reach = config.ingest.bronze_dedup_days
-    dates = sorted({v for f in staged.files if (v := f.partition_values.get("event_date"))})
-    around = sorted({(dt.date.fromisoformat(d) + dt.timedelta(days=k)).isoformat()
-                     for d in dates for k in range(-reach, reach + 1)})
-    filters = [("event_date", "in", around)]
-    if not dates or not lake.snapshot(table, partition_filters=filters).files:
-        return staged, 0
+    around = sorted({(d + dt.timedelta(days=k)).isoformat() for d in dates for k in range(-reach, reach + 1)})
+    version = lake.version(table)
     existing = (
-        lake.read(table, partition_filters=filters).where(F.col("batch_id") != batch_id)
+        lake.read(table, version=version, partition_filters=[("event_date", "in", around)])
+        .where(F.col("batch_id") != batch_id)
         .select(F.col("event_id").alias("__id"), F.col("event_date").alias("__date"))
     )
     same_event = (F.col("event_id") == F.col("__id")) & (F.abs(F.datediff("event_date", "__date")) <= reach)
     # Bounded: one row per event date of the batch.
     hits = {
-        r["event_date"].isoformat(): r["count"]
+        r["event_date"]: r["count"]
         for r in staged.frame(spark).select("event_date", "event_id").join(existing, same_event, "left_semi")
         .groupBy("event_date").count().collect()
     }
     if not hits:
-        return staged, 0
-    affected = [f for f in staged.files if f.partition_values.get("event_date") in hits]
-    before = StagedFiles(staged.table, staged.location, staged.schema, staged.partition_by, affected)
-    kept = before.frame(spark).join(existing, same_event, "left_anti").select(*[f.name for f in staged.schema])
-    folder, _ = new_folder()
-    try:
-        write_parquet(kept, staged.location, folder, staged.partition_by, compression)
-        rewritten = describe(spark, staged.location, list_parquet(staged.location, folder), staged.partition_by)
-    except BaseException:
-        delete_folder(staged.location, folder)
-        raise
-    dropped = before.rows - sum(f.num_records for f in rewritten)
-    if dropped != sum(hits.values()):
-        delete_folder(staged.location, folder)
-        raise AccountingError(
-            f"{table}: {sum(hits.values())} staged rows are already in bronze but rewriting dropped {dropped}; "
-            "nothing was committed"
-        )
-    delete_files(staged.location, [f.path for f in affected])
-    staged.files = [f for f in staged.files if f.partition_values.get("event_date") not in hits] + rewritten
-    log.info("%s: %d staged row(s) already in bronze were taken out (%d date(s) rewritten)", table, dropped, len(hits))
-    return staged, dropped
+        return 0
+    staged.anti_join = (existing, same_event)
+    for day, n in hits.items():
+        left = staged.counts.get((day,), 0) - n
+        if left > 0:
+            staged.counts[(day,)] = left
+        else:
+            staged.counts.pop((day,), None)
+    dropped = sum(hits.values())
+    log.info("%s: %d staged row(s) already in bronze (version %d) are left out", table, dropped, version)
+    return dropped
 
 
-def _commit(lake: Lake, staged: StagedFiles, table: str, txn: Txn, expected: int) -> None:
+def _commit(lake: Lake, staged: StagedRows, txn: Txn, expected: int) -> None:
     assert lake.spark is not None
-    committed = commit_staged(lake.spark, lake, lake.config, staged, txn)
+    committed = commit_staged(lake.spark, lake, staged, txn)
     if not committed.skipped and committed.rows_added != expected:
         raise AccountingError(
-            f"{table}: committed {committed.rows_added} rows for batch {txn.app_id} but {expected} were planned; "
+            f"{staged.table}: committed {committed.rows_added} rows for batch {txn.app_id} but {expected} were planned; "
             "the audit row was not written, so a re-run will finish the batch"
         )
 

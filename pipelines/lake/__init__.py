@@ -1,4 +1,4 @@
-"""The lake layer: Delta tables by logical name, two writers behind one interface.
+"""The lake layer: Delta tables by logical name, written by delta-spark, read by Spark or delta-rs.
 
     lake = Lake(config, spark)
     lake.write(df, "bronze.events", mode="append", partition_by=["event_date"], txn=Txn.for_batch("ingest", batch))
@@ -16,7 +16,7 @@ from pipelines.lake.errors import (
     WriterUnavailableError,
 )
 from pipelines.lake.location import TableLocation
-from pipelines.lake.vacuum import VacuumResult
+from pipelines.lake.delta_spark import VacuumResult
 
 __all__ = [
     "CommitConflictError",

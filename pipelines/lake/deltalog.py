@@ -1,40 +1,24 @@
-"""The Delta transaction log through delta-rs: snapshots, protocol checks, history and commits.
+"""The Delta transaction log read through delta-rs: snapshots, protocol checks, history.
 
-This module never touches Spark, so files written by anything (Spark executors, pyarrow, another
-engine) can be committed, and tables can be inspected from any Python process.
+A reader only: every table is written by delta-spark (`pipelines.lake.delta_spark`). This module
+never touches Spark, so tables can be inspected from any Python process (`clickml lake files`,
+the deep-learning shard reader, tests that check tables independently of Spark), on local disk,
+S3 and HDFS alike.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
-import time
-import uuid
-from urllib.parse import unquote
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
 
 import pyarrow as pa
-from deltalake import DeltaTable, Schema
-from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError as RsTableNotFoundError
-from deltalake.transaction import (
-    AddAction,
-    CommitProperties,
-    RemoveAction,
-    Transaction,
-    create_table_with_add_actions,
-)
+from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError, TableNotFoundError as RsTableNotFoundError
 
-from pipelines.lake.errors import (
-    CommitConflictError,
-    LakeError,
-    SchemaMismatchError,
-    TableNotFoundError,
-    UnsupportedTableError,
-)
+from pipelines.lake.errors import LakeError, TableNotFoundError, UnsupportedTableError
 from pipelines.lake.location import TableLocation
-from pipelines.lake.stats import DataFile, partition_values_from_path
 
 log = logging.getLogger(__name__)
 
@@ -252,216 +236,6 @@ def history(location: TableLocation, limit: int | None = None) -> list[HistoryEn
     return entries
 
 
-def check_schema(
-    location: TableLocation,
-    existing: pa.Schema,
-    incoming: pa.Schema,
-    existing_partitions: Sequence[str],
-    partition_by: Sequence[str],
-) -> None:
-    """Raise `SchemaMismatchError` unless `incoming` can be written into the table as it is."""
-    if list(partition_by) != list(existing_partitions):
-        raise SchemaMismatchError(
-            str(location),
-            f"is partitioned by [{', '.join(existing_partitions)}] but the write is partitioned by "
-            f"[{', '.join(partition_by)}]",
-        )
-    have = {f.name: f for f in existing}
-    got = {f.name: f for f in incoming}
-    problems = []
-    missing = [n for n in have if n not in got]
-    extra = [n for n in got if n not in have]
-    if missing:
-        problems.append(f"missing column(s) {', '.join(missing)}")
-    if extra:
-        problems.append(f"unknown column(s) {', '.join(extra)}")
-    for name in have.keys() & got.keys():
-        if not _same_type(have[name].type, got[name].type):
-            problems.append(f"column {name} is {have[name].type} in the table but {got[name].type} in the data")
-    if problems:
-        raise SchemaMismatchError(
-            str(location),
-            "data does not match the table schema: " + "; ".join(sorted(problems))
-            + " (use mode='overwrite' with overwrite_schema=True to replace the schema)",
-        )
-
-
-def _same_type(a: pa.DataType, b: pa.DataType) -> bool:
-    """Type equality modulo string/large_string, binary width and timestamp time zone spelling."""
-    if a.equals(b):
-        return True
-    if pa.types.is_string(a) or pa.types.is_large_string(a) or pa.types.is_string_view(a):
-        return pa.types.is_string(b) or pa.types.is_large_string(b) or pa.types.is_string_view(b)
-    if pa.types.is_binary(a) or pa.types.is_large_binary(a):
-        return pa.types.is_binary(b) or pa.types.is_large_binary(b)
-    if pa.types.is_timestamp(a) and pa.types.is_timestamp(b):
-        return (a.tz is None) == (b.tz is None)
-    if pa.types.is_list(a) or pa.types.is_large_list(a):
-        return (pa.types.is_list(b) or pa.types.is_large_list(b)) and _same_type(a.value_type, b.value_type)
-    if pa.types.is_struct(a) and pa.types.is_struct(b):
-        return a.num_fields == b.num_fields and all(
-            a.field(i).name == b.field(i).name and _same_type(a.field(i).type, b.field(i).type) for i in range(a.num_fields)
-        )
-    if pa.types.is_map(a) and pa.types.is_map(b):
-        return _same_type(a.key_type, b.key_type) and _same_type(a.item_type, b.item_type)
-    return False
-
-
-def commit(
-    location: TableLocation,
-    files: Sequence[DataFile],
-    schema: pa.Schema,
-    mode: WriteMode = "append",
-    partition_by: Sequence[str] = (),
-    txn: Txn | None = None,
-    overwrite_schema: bool = False,
-    retries: int = 5,
-    backoff_seconds: float = 0.2,
-    operation: str = "WRITE",
-    write_id: str | None = None,
-    before_commit: Any = None,
-    replace_partitions: Sequence[dict[str, Any]] = (),
-) -> CommitResult:
-    """Commit already-written files to the table in one atomic Delta transaction.
-
-    - `append` adds the files; `overwrite` replaces every file (and the schema when
-      `overwrite_schema`); `overwrite_partitions` replaces only the partitions that `files` hold.
-    - With `txn`, a transaction already recorded in the table makes this a no-op (`skipped`).
-    - A commit that loses a race with a concurrent writer is re-planned against the new table
-      version and retried up to `retries` times with jittered exponential back-off.
-    - `replace_partitions` (with `overwrite_partitions`): partitions to empty even when `files`
-      has no rows for them, e.g. `[{"event_date": "2024-01-02"}]`.
-    - `before_commit(attempt)` is called just before each attempt (tests use it to inject races).
-    """
-    if mode not in WRITE_MODES:
-        raise ValueError(f"mode must be one of {', '.join(WRITE_MODES)}, got {mode!r}")
-    partition_by = list(partition_by)
-    write_id = write_id or uuid.uuid4().hex
-    rows = sum(f.num_records for f in files)
-    adds = [
-        AddAction(f.path, f.size, f.partition_values, f.modification_time, True, f.stats) for f in files
-    ]
-    written_partitions = {_partition_key(f.partition_values, partition_by) for f in files}
-    written_partitions |= {tuple(_partition_string(p.get(c)) for c in partition_by) for p in replace_partitions}
-    delta_schema = Schema.from_arrow(schema)
-    metadata = {COMMIT_WRITE_ID: write_id, COMMIT_ROWS: str(rows), COMMIT_OPERATION: operation}
-
-    for attempt in range(1, retries + 2):
-        table = open_table(location)
-        if table is not None and txn is not None:
-            done = table.transaction_version(txn.app_id)
-            if done is not None and done >= txn.version:
-                ours = _find_commit(table, write_id) if attempt > 1 else None
-                if ours is not None:  # an earlier attempt of this call landed, then raised
-                    landed = _commit_result(location, ours, write_id)
-                    log.info("%s: committed version %s (%s) by attempt %d", location, landed.version, mode, attempt - 1)
-                    return CommitResult(str(location), landed.version, len(files), landed.files_removed, rows, False,
-                                        attempt, write_id)
-                log.info("%s: transaction %s v%s already committed; nothing to do", location, txn.app_id, txn.version)
-                return CommitResult(str(location), None, skipped=True, attempts=attempt, write_id=write_id)
-        properties = CommitProperties(
-            custom_metadata=metadata,
-            max_commit_retries=0,  # conflicts come back to this loop, which re-plans the commit
-            app_transactions=[Transaction(txn.app_id, txn.version)] if txn else None,
-        )
-        if before_commit is not None:
-            before_commit(attempt)
-        try:
-            if table is None:
-                create_table_with_add_actions(
-                    location.uri,
-                    delta_schema,
-                    adds,
-                    mode="error",
-                    partition_by=partition_by or None,
-                    storage_options=location.storage_options or None,
-                    commit_properties=properties,
-                )
-                removed = 0
-            else:
-                check_readable(table, location)
-                existing_partitions = list(table.metadata().partition_columns)
-                replacing = mode == "overwrite" and overwrite_schema
-                if not replacing:
-                    check_schema(location, table_schema(table), schema, existing_partitions, partition_by)
-                if mode == "overwrite":
-                    removed = pa.table(table.get_add_actions(flatten=True)).num_rows
-                    table.create_write_transaction(
-                        adds, "overwrite", delta_schema if replacing else table.schema(),
-                        partition_by=partition_by if replacing else existing_partitions,
-                        commit_properties=properties,
-                    )
-                else:
-                    removes = _removes_for(table, written_partitions, partition_by) if mode == "overwrite_partitions" else []
-                    removed = len(removes)
-                    table.create_write_transaction(
-                        adds + removes, "append", table.schema(), partition_by=existing_partitions,
-                        commit_properties=properties,
-                    )
-        except CommitFailedError as exc:
-            if attempt > retries:
-                raise CommitConflictError(
-                    str(location), f"commit still conflicted with concurrent writers after {attempt} attempts: {exc}"
-                ) from exc
-            delay = backoff_seconds * (2 ** (attempt - 1)) * (0.5 + random.random())
-            log.warning("%s: concurrent commit (attempt %d/%d): %s; retrying in %.2fs", location, attempt, retries + 1, exc, delay)
-            time.sleep(delay)
-            continue
-        except DeltaError as exc:
-            if table is None and DeltaTable.is_deltatable(location.uri, storage_options=location.storage_options or None):
-                # Another writer created the table first: plan again against it.
-                if attempt > retries:
-                    raise CommitConflictError(str(location), f"table creation raced with another writer: {exc}") from exc
-                continue
-            raise LakeError(str(location), f"commit failed: {exc}") from exc
-        version = _committed_version(location, write_id)
-        log.info(
-            "%s: committed version %s (%s): %d file(s), %d row(s) added, %d file(s) removed",
-            location, version, mode, len(files), rows, removed,
-        )
-        return CommitResult(str(location), version, len(files), removed, rows, False, attempt, write_id)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _partition_key(values: dict[str, Any], partition_by: Sequence[str]) -> tuple[Any, ...]:
-    return tuple(None if values.get(c) is None else str(values.get(c)) for c in partition_by)
-
-
-def _removes_for(table: DeltaTable, partitions: set[tuple[Any, ...]], partition_by: Sequence[str]) -> list[RemoveAction]:
-    """Remove actions for every live file in one of `partitions` (null-safe, exact)."""
-    if not partitions:
-        return []
-    if not partition_by:
-        raise ValueError("overwrite_partitions needs a partitioned table")
-    # The folder names spell the values as the new files' keys do (Spark's strings); typed log
-    # values re-stringified would not (a timestamp's zone, 1.0E20 against 1e+20).
-    actions = pa.table(table.get_add_actions(flatten=False)).to_pylist()
-    now = int(time.time() * 1000)
-    removes = []
-    for action in actions:
-        path = unquote(action["path"])  # the log spells paths URI-encoded; delta-rs encodes a remove's again
-        try:
-            strings = partition_values_from_path(path, partition_by)
-        except ValueError:  # not a hive-style path: the typed values, spelled as the log does
-            values = action.get("partition") or {}
-            strings = {c: _partition_string(values.get(c)) for c in partition_by}
-        if tuple(strings[c] for c in partition_by) in partitions:
-            removes.append(RemoveAction(path, True, now, int(action["size_bytes"]), strings))
-    return removes
-
-
-def _partition_string(value: Any) -> str | None:
-    """A typed partition value as the Delta log spells it."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return str(value).lower()
-    if hasattr(value, "isoformat") and not isinstance(value, str):
-        text = value.isoformat(sep=" ") if hasattr(value, "hour") else value.isoformat()
-        return text
-    return str(value)
-
-
 def write_id_of(commit: dict[str, Any]) -> str | None:
     """Our write id in a commitInfo: a key of its own (delta-rs commits) or inside the JSON
     `userMetadata` (Delta Spark commits, `option("userMetadata", ...)`)."""
@@ -518,14 +292,6 @@ def spark_commit_result(location: TableLocation, write_id: str) -> CommitResult:
     if commit is None:
         raise LakeError(str(location), f"no commit with write id {write_id} among its last {COMMIT_LOOKBACK} commits")
     return _commit_result(location, commit, write_id)
-
-
-def _committed_version(location: TableLocation, write_id: str) -> int:
-    """The version our commit landed at (others may have committed right after it)."""
-    table = open_table(location)
-    assert table is not None
-    commit = _find_commit(table, write_id)
-    return table.version() if commit is None else int(commit["version"])
 
 
 def transaction_version(location: TableLocation, app_id: str) -> int | None:

@@ -1,4 +1,9 @@
-"""pyarrow filesystems for table locations (listing staged files, reading footers, vacuum)."""
+"""pyarrow filesystems for lake and landing locations (plain-Python reads and listings).
+
+Local disk and S3 use pyarrow's own filesystems; HDFS uses hdfs-native (a Rust client speaking
+the NameNode and DataNode protocols, wrapped for pyarrow through fsspec), so no libhdfs, JVM or
+Hadoop install is needed on the Python side.
+"""
 
 from __future__ import annotations
 
@@ -30,8 +35,19 @@ def filesystem_for(location: TableLocation) -> tuple[pafs.FileSystem, str]:
             kwargs["scheme"] = parsed.scheme or "https"
         fs = pafs.S3FileSystem(**{k: v for k, v in kwargs.items() if v is not None})
         return fs, location.uri.split("://", 1)[1].rstrip("/")
+    if scheme in ("hdfs", "viewfs"):
+        return _hdfs(location.uri)
     fs, path = pafs.FileSystem.from_uri(location.uri)
     return fs, path.rstrip("/")
+
+
+def _hdfs(uri: str) -> tuple[pafs.FileSystem, str]:
+    from hdfs_native.fsspec import HdfsFileSystem, ViewfsFileSystem
+
+    parsed = urlparse(uri)
+    cls = ViewfsFileSystem if parsed.scheme == "viewfs" else HdfsFileSystem
+    fs = cls(host=parsed.hostname, port=parsed.port)
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), (parsed.path or "/").rstrip("/") or "/"
 
 
 def list_files(fs: pafs.FileSystem, base: str) -> list[pafs.FileInfo]:

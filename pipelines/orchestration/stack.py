@@ -1,10 +1,11 @@
 """`make up` / `make down`: a local stack of real services on 127.0.0.1.
 
-    python -m pipelines.orchestration.stack up [--services spark-master,spark-worker,mlflow,airflow]
+    python -m pipelines.orchestration.stack up [--services spark-master,spark-worker,mlflow,airflow] [--lake s3]
     python -m pipelines.orchestration.stack status
     python -m pipelines.orchestration.stack down
 
-Services: a Spark standalone master and one worker (pyspark's own `spark-class`: the pip package has
+Services: an S3-compatible server for a lakehouse on `s3a://` (moto's server, `--lake s3`), a
+Spark standalone master and one worker (pyspark's own `spark-class`: the pip package has
 no `sbin/start-master.sh`), an MLflow tracking server (SQLite store and artifacts under the
 lakehouse), and `airflow standalone` (API server and UI, scheduler, DAG processor, triggerer) with
 `dags/` loaded and the connection `clickml_spark` pointing at the master. Each service runs in its
@@ -30,6 +31,10 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ALL_SERVICES = ("spark-master", "spark-worker", "mlflow", "airflow")
+S3_SERVICE = "s3"
+S3_BUCKETS = ("clickml-lakehouse", "clickml-landing", "clickml-artifacts")
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "clickml", "AWS_SECRET_ACCESS_KEY": "clickml-local", "AWS_REGION": "us-east-1"}
+"""The local S3 server accepts any credentials; these are what the stack's jobs are given."""
 DAG_IDS = ("clickstream_ingest", "clickstream_etl_features", "model_training")
 
 
@@ -44,12 +49,13 @@ class Ports:
     worker_ui: int = 8091
     mlflow: int = 5000
     airflow: int = 8080
+    s3: int = 9000
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Ports:
         env = os.environ if env is None else env
         names = {"spark": "CLICKML_SPARK_PORT", "spark_ui": "CLICKML_SPARK_UI_PORT", "worker_ui": "CLICKML_WORKER_UI_PORT",
-                 "mlflow": "CLICKML_MLFLOW_PORT", "airflow": "CLICKML_AIRFLOW_PORT"}
+                 "mlflow": "CLICKML_MLFLOW_PORT", "airflow": "CLICKML_AIRFLOW_PORT", "s3": "CLICKML_S3_PORT"}
         return cls(**{key: int(env[var]) for key, var in names.items() if env.get(var)})
 
 
@@ -75,16 +81,38 @@ class Stack:
     worker_memory: str = "2g"
     extra_env: dict[str, str] = field(default_factory=dict)
     lakehouse: Path | None = None
+    lake_on_s3: bool = False
+    """Put the lakehouse, the landing zone and MLflow's artifacts on the local S3 server (profile
+    `s3-standalone`: conf/profiles/s3-standalone.yaml)."""
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir).resolve()
         self.venv_bin = Path(sys.executable).parent
         self.lakehouse = Path(self.lakehouse or self.repo_root / "lakehouse").resolve()
+        if self.lake_on_s3 and self.profile == "standalone":
+            self.profile = "s3-standalone"
 
     # -- paths -------------------------------------------------------------------------------------
     @property
     def master_url(self) -> str:
         return f"spark://127.0.0.1:{self.ports.spark}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.ports.s3}"
+
+    def s3_env(self) -> dict[str, str]:
+        """What a job needs to use the local S3 server (read by conf/profiles/s3-standalone.yaml)."""
+        if not self.lake_on_s3:
+            return {}
+        return {
+            **S3_CREDENTIALS,
+            "CLICKML_S3_ENDPOINT": self.s3_endpoint,
+            "MLFLOW_S3_ENDPOINT_URL": self.s3_endpoint,
+            "CLICKML_SPARK_MASTER": self.master_url,
+            "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{self.ports.mlflow}",
+            "CLICKML_VALIDATION_ROOT": str(self.state_dir / "validation"),
+        }
 
     @property
     def airflow_home(self) -> Path:
@@ -102,6 +130,7 @@ class Stack:
         env["PATH"] = f"{self.venv_bin}{os.pathsep}{env.get('PATH', '')}"
         env.update({"SPARK_LOCAL_IP": "127.0.0.1", "SPARK_LOCAL_HOSTNAME": "localhost",
                     "PYSPARK_PYTHON": sys.executable, "PYTHONUNBUFFERED": "1"})
+        env.update(self.s3_env())
         env.update(self.extra_env)
         return env
 
@@ -128,8 +157,9 @@ class Stack:
             "CLICKML_CONF_DIR": str(self.repo_root / "conf"),
             "CLICKML_SPARK_MASTER": self.master_url,
             "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{self.ports.mlflow}",
-            "CLICKML_LAKEHOUSE": env.get("CLICKML_LAKEHOUSE", str(self.lakehouse)),
         })
+        if not self.lake_on_s3:
+            env["CLICKML_LAKEHOUSE"] = env.get("CLICKML_LAKEHOUSE", str(self.lakehouse))
         return env
 
     def services(self) -> dict[str, Service]:
@@ -137,7 +167,11 @@ class Stack:
         ports = self.ports
         spark_env = self.base_env()
         mlflow_dir = self.lakehouse / "_mlflow"
-        return {
+        artifacts = "s3://clickml-artifacts/mlflow" if self.lake_on_s3 else str(mlflow_dir / "artifacts")
+        services = {
+            S3_SERVICE: Service(
+                S3_SERVICE, [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(ports.s3)],
+                self.base_env(), self.s3_endpoint, self._s3_ready, ports.s3),
             "spark-master": Service(
                 "spark-master",
                 [str(bin_ / "spark-class"), "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
@@ -153,15 +187,36 @@ class Stack:
                 "mlflow",
                 [str(bin_ / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(ports.mlflow), "--workers", "1",
                  "--backend-store-uri", f"sqlite:///{mlflow_dir / 'mlflow.db'}",
-                 "--artifacts-destination", str(mlflow_dir / "artifacts")],
+                 "--artifacts-destination", artifacts],
                 self.base_env(), f"http://127.0.0.1:{ports.mlflow}",
                 lambda: _get(f"http://127.0.0.1:{ports.mlflow}/health") is not None, ports.mlflow),
             "airflow": Service(
                 "airflow", [str(bin_ / "airflow"), "standalone"], self.airflow_env(),
                 f"http://127.0.0.1:{ports.airflow}", self._airflow_ready, ports.airflow),
         }
+        return services
+
+    def service_names(self, names: list[str] | tuple[str, ...]) -> list[str]:
+        """`names` in start order, with the S3 server first when the lakehouse is on it."""
+        names = [n for n in names if n != S3_SERVICE]
+        return [S3_SERVICE, *names] if self.lake_on_s3 else names
 
     # -- readiness ---------------------------------------------------------------------------------
+    def _s3_ready(self) -> bool:
+        """The server answers and holds the stack's buckets (created here, idempotently)."""
+        if _get(self.s3_endpoint) is None:
+            return False
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=self.s3_endpoint, aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                              aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                              region_name=S3_CREDENTIALS["AWS_REGION"])
+        have = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+        for bucket in S3_BUCKETS:
+            if bucket not in have:
+                client.create_bucket(Bucket=bucket)
+        return True
+
     def _master_json(self) -> dict | None:
         body = _get(f"http://127.0.0.1:{self.ports.spark_ui}/json/")
         return json.loads(body) if body else None
@@ -236,7 +291,8 @@ class Stack:
         unknown = [n for n in names if n not in services]
         if unknown:
             raise StackError(f"unknown service(s) {unknown}; known: {', '.join(services)}")
-        for directory in ("pids", "logs", "spark-work", "airflow"):
+        names = self.service_names(names)
+        for directory in ("pids", "logs", "spark-work", "airflow", "validation"):
             (self.state_dir / directory).mkdir(parents=True, exist_ok=True)
         (self.lakehouse / "_mlflow" / "artifacts").mkdir(parents=True, exist_ok=True)
         started: list[str] = []
@@ -304,11 +360,17 @@ class Stack:
         services = self.services()
         lines = ["clickml local stack (127.0.0.1):"]
         labels = {"spark-master": f"Spark master   {self.master_url}  UI", "spark-worker": "Spark worker   UI",
-                  "mlflow": "MLflow         UI", "airflow": "Airflow        UI"}
+                  "mlflow": "MLflow         UI", "airflow": "Airflow        UI",
+                  S3_SERVICE: "S3 (moto)      endpoint"}
         for name, service in services.items():
+            if name == S3_SERVICE and not self.lake_on_s3 and not self.running(name):
+                continue
             state = "up" if self.running(name) else "down"
             lines.append(f"  {labels[name]:<44} {service.url}  [{state}]")
         lines.append(f"  Airflow login: admin / {password}")
+        if self.lake_on_s3:
+            lines.append("  lakehouse: s3a://clickml-lakehouse/local (in the S3 server's memory until make down); "
+                         f"jobs: CLICKML_PROFILE={self.profile} with the env of `make up-env`")
         lines.append(f"  logs: {self.state_dir / 'logs'}   stop: make down")
         return "\n".join(lines)
 
@@ -394,13 +456,15 @@ def _post_json(url: str, payload: dict) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.orchestration.stack", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "env"])
     parser.add_argument("--state-dir", default=os.environ.get("CLICKML_STACK_DIR", str(REPO_ROOT / ".stack")))
     parser.add_argument("--services", default=",".join(ALL_SERVICES), help="comma-separated subset, in start order")
+    parser.add_argument("--lake", choices=["local", "s3"], default=os.environ.get("CLICKML_STACK_LAKE", "local"),
+                        help="where the lakehouse lives: ./lakehouse, or the local S3 server (adds the s3 service)")
     parser.add_argument("--timeout", type=float, default=float(os.environ.get("CLICKML_STACK_TIMEOUT", "300")),
                         help="seconds each service may take to answer")
     args = parser.parse_args(argv)
-    stack = Stack(Path(args.state_dir), Ports.from_env())
+    stack = Stack(Path(args.state_dir), Ports.from_env(), lake_on_s3=args.lake == "s3")
     names = [n.strip() for n in args.services.split(",") if n.strip()]
     if args.command == "up":
         try:
@@ -410,7 +474,12 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(stack.summary())
     elif args.command == "down":
-        stack.down(names)
+        stack.down([S3_SERVICE, *names])  # reverse order: the S3 server stops last
+    elif args.command == "env":  # `eval "$(make -s up-env)"`: run clickml by hand against the stack
+        env = {"CLICKML_PROFILE": stack.profile, **stack.s3_env()}
+        if not stack.lake_on_s3:
+            env.update({"CLICKML_SPARK_MASTER": stack.master_url, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{stack.ports.mlflow}"})
+        print("\n".join(f"export {k}={v}" for k, v in env.items()))
     else:
         print(stack.summary())
     return 0

@@ -2,7 +2,7 @@
 
 Each task submits the same script a person would (`spark-submit jobs/<job>.py --profile P ...`).
 The Airflow connection (`spark_submit.conn_id`) decides the master and deploy mode; the config
-adds the `--conf` settings, the executors' Python environment (`--archives` / `--py-files`) and
+adds the `--conf` settings, the JVM jars (`--jars`, jvm/pom.xml), the executors' Python environment (`--archives` / `--py-files`) and
 the job's own arguments.
 """
 
@@ -42,6 +42,28 @@ def submit_conf(settings: DagSettings) -> dict[str, str]:
     return conf
 
 
+def submit_jars(settings: DagSettings) -> str | None:
+    """`--jars` of every submit: `spark_submit.jars` when set, none when `spark.jars` is in
+    `spark_submit.conf` or the cluster's `$SPARK_HOME/jars` has Delta, else the jars `make jars`
+    resolved on this host (a manifest read: nothing resolves at DAG-parse time). Unresolved jars
+    give no `--jars`; the job then fails with the lake layer's message naming `make jars`."""
+    import logging
+
+    from pipelines.spark.jars import JarsMissingError, spark_jars_setting
+    from pipelines.spark.session import delta_in_spark_home
+
+    submit = settings.config.orchestration.spark_submit
+    if submit.jars is not None:
+        return submit.jars or None
+    if "spark.jars" in submit.conf or delta_in_spark_home():
+        return None
+    try:
+        return spark_jars_setting()
+    except JarsMissingError as exc:
+        logging.getLogger(__name__).warning("no --jars for the Spark tasks: %s", exc)
+        return None
+
+
 def spark_job(settings: DagSettings, task_id: str, job: str, args: list[str], *, timeout_minutes: float,
               retries: int | None = None, doc_md: str | None = None, conf: dict[str, str] | None = None,
               **kwargs: Any):
@@ -65,6 +87,7 @@ def spark_job(settings: DagSettings, task_id: str, job: str, args: list[str], *,
         conn_id=submit.conn_id,
         conf={**submit_conf(settings), **(conf or {})},
         archives=submit.archives,
+        jars=submit_jars(settings),
         py_files=submit.py_files,
         env_vars=dict(submit.env) or None,
         name=f"clickml-{task_id}",

@@ -3,8 +3,8 @@
 from pipelines.spark.session import (
     build_session,
     delta_extension_loaded,
-    delta_jars_on_classpath,
+    session_jars,
     session_settings,
 )
 
-__all__ = ["build_session", "delta_extension_loaded", "delta_jars_on_classpath", "session_settings"]
+__all__ = ["build_session", "delta_extension_loaded", "session_jars", "session_settings"]

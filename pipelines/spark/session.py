@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Mapping
 
 from pipelines.config import ClickmlConfig
+from pipelines.spark.jars import spark_jars_setting
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,12 @@ DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 _LAUNCH_ONLY = {"spark.driver.memory", "spark.master"}
 
 
-def session_settings(config: ClickmlConfig, delta_jars: bool | None = None) -> dict[str, str]:
-    """The Spark settings that `config` asks for (a pure function; nothing is started)."""
+def session_settings(config: ClickmlConfig, jars: str | None = None) -> dict[str, str]:
+    """The Spark settings that `config` asks for (a pure function; nothing is started).
+
+    `jars` is the `spark.jars` value (jvm/pom.xml's spark profile, see `session_jars`); the Delta
+    extension and catalog are always configured: Delta is the one table format.
+    """
     spark = config.spark
     conf: dict[str, str] = {
         "spark.master": spark.master,
@@ -55,11 +60,10 @@ def session_settings(config: ClickmlConfig, delta_jars: bool | None = None) -> d
     conf.update({k: v for k, v in optional.items() if v})
     conf.update(_gpu_settings(config))
     conf.update(_s3a_settings(config))
-    if delta_jars is None:
-        delta_jars = delta_jars_on_classpath(spark.conf)
-    if delta_jars and config.lake.writer != "delta-rs":
-        conf["spark.sql.extensions"] = _append_csv(spark.conf.get("spark.sql.extensions"), DELTA_EXTENSION)
-        conf["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
+    if jars:
+        conf["spark.jars"] = jars
+    conf["spark.sql.extensions"] = _append_csv(spark.conf.get("spark.sql.extensions"), DELTA_EXTENSION)
+    conf["spark.sql.catalog.spark_catalog"] = DELTA_CATALOG
     conf.update(spark.conf)  # explicit pass-through settings win over derived ones
     return conf
 
@@ -90,9 +94,40 @@ def _gpu_settings(config: ClickmlConfig) -> dict[str, str]:
     return conf
 
 
+_S3_SCHEMES = ("s3a://", "s3://", "s3n://")
+
+
+def _s3_roots(config: ClickmlConfig) -> list[str]:
+    """The config's roots that live on S3 (Spark reaches every S3 spelling through s3a)."""
+    roots = (config.lake.root, config.landing.root, config.ingest.checkpoint_root, config.validation.results_root)
+    return [r for r in roots if r and r.lower().startswith(_S3_SCHEMES)]
+
+
 def _s3a_settings(config: ClickmlConfig) -> dict[str, str]:
-    roots = (config.lake.root, config.landing.root)
-    if not any(r.startswith("s3a://") for r in roots):
+    """`spark.hadoop.fs.s3a.*` for the config's `lake.storage`, when a root is on S3.
+
+    Verified against moto 5 (tests/integration/lake/test_pipeline_on_s3.py, hadoop-aws 3.4.2 with
+    AWS SDK v2 2.29): path-style, endpoint, region and key pair are all it needs; see
+    docs/storage.md. Notes for other S3-compatible stores:
+    - path-style is on by default (`lake.storage.path_style`): virtual-host addressing needs DNS
+      for `<bucket>.<endpoint>`, which MinIO/moto/Ceph on one host do not have.
+    - `fs.s3a.endpoint.region` comes from `lake.storage.region`. With a custom endpoint and no region,
+      hadoop-aws 3.4 picks one itself (works with moto); set it when the store checks the SigV4
+      region (MinIO with MINIO_REGION, Ceph zonegroups): a mismatch is an HTTP 400.
+    - no key pair in the config: S3A's default provider chain (AWS_ACCESS_KEY_ID /
+      AWS_SECRET_ACCESS_KEY, profile, instance role) decides, as on a cluster.
+    - not needed with moto 5: `fs.s3a.change.detection.mode` (moto returns stable ETags) and
+      checksum settings: the AWS SDK bundle is 2.29.x, before SDK 2.30 turned on CRC checksums for
+      every request (which some S3-compatible stores reject), and hadoop-aws 3.4.2 leaves
+      `fs.s3a.checksum.validation` off. Upgrading the bundle past 2.30 may need
+      `fs.s3a.create.checksum.algorithm` / the SDK's `requestChecksumCalculation=WHEN_REQUIRED`.
+      Set such options through `spark.conf` (`spark.hadoop.fs.s3a.*`) in the config.
+    - MLflow's Spark flavor first tries to save the model straight to the `s3://` artifact URI
+      through Hadoop, logs `ERROR Instrumentation: No FileSystem for scheme "s3"`, then saves it
+      locally and uploads it with boto3: harmless. (Mapping `fs.s3.impl` to S3A would skip the
+      detour; not done, untested.)
+    """
+    if not _s3_roots(config):
         return {}
     storage = config.lake.storage
     conf = {"spark.hadoop.fs.s3a.path.style.access": str(storage.path_style).lower()}
@@ -112,27 +147,50 @@ def _s3a_settings(config: ClickmlConfig) -> dict[str, str]:
     return conf
 
 
-def delta_jars_on_classpath(extra_conf: Mapping[str, str] | None = None) -> bool:
-    """Whether the Delta Spark jars will be on the driver classpath.
+def s3a_bucket_settings(config: ClickmlConfig) -> dict[str, str]:
+    """The `_s3a_settings` as S3A per-bucket Hadoop options (`fs.s3a.bucket.<bucket>.<option>`)
+    for each bucket of the config's S3 roots: what a running session needs to reach them, without
+    touching the settings of other buckets (another config, another lakehouse) in the same JVM."""
+    buckets = sorted({r.split("://", 1)[1].split("/", 1)[0] for r in _s3_roots(config)})
+    options = {k[len("spark.hadoop.fs.s3a."):]: v for k, v in _s3a_settings(config).items()}
+    return {f"fs.s3a.bucket.{b}.{option}": value for b in buckets for option, value in options.items()}
 
-    Looks at `spark.jars` / `spark.jars.packages` in the settings and in `$PYSPARK_SUBMIT_ARGS`,
-    and for `delta-spark*.jar` in `$SPARK_HOME/jars` and pyspark's own `jars/` directory.
+
+def apply_s3a_settings(session, config: ClickmlConfig) -> dict[str, str]:
+    """Give a running session (started for another config, e.g. the test suite's) the S3A settings
+    of `config`'s buckets; returns what was set.
+
+    They go into the SparkContext's Hadoop configuration, which every session of the context
+    copies (`newSession()` children too: the train and ingest stages run in one) and which Delta's
+    log store reads; `spark.conf.set("fs.s3a...")` would only reach the session it is set on. An
+    S3A FileSystem already cached for a bucket keeps the settings it was created with.
+    `_apply_runtime` (spark.sql.* only) does not do this: call it where a session is reused.
     """
-    extra_conf = extra_conf or {}
-    declared = " ".join(
-        [extra_conf.get("spark.jars", ""), extra_conf.get("spark.jars.packages", ""), os.environ.get("PYSPARK_SUBMIT_ARGS", "")]
-    )
-    if "io.delta" in declared or "delta-spark" in declared:
-        return True
+    settings = s3a_bucket_settings(config)
+    hadoop = session.sparkContext._jsc.hadoopConfiguration()
+    for key, value in settings.items():
+        hadoop.set(key, value)
+    return settings
+
+
+def session_jars(config: ClickmlConfig) -> str | None:
+    """The `spark.jars` a session started by this process needs, or None when they are supplied
+    another way: `spark.jars` in the config's pass-through settings, or Delta already in
+    `$SPARK_HOME/jars` (a cluster image). Otherwise the resolved jars of jvm/pom.xml; raises
+    JarsMissingError (naming `make jars` and CLICKML_JARS_DIR) when they are not resolved."""
+    if config.spark.conf.get("spark.jars") or delta_in_spark_home():
+        return None
+    return spark_jars_setting()
+
+
+def delta_in_spark_home() -> bool:
+    """Whether `$SPARK_HOME/jars` (or pyspark's own jars/) already holds delta-spark."""
     jar_dirs = []
     if os.environ.get("SPARK_HOME"):
         jar_dirs.append(Path(os.environ["SPARK_HOME"]) / "jars")
-    try:
-        import pyspark
+    import pyspark
 
-        jar_dirs.append(Path(pyspark.__file__).parent / "jars")
-    except ImportError:  # pragma: no cover - pyspark is a hard dependency
-        pass
+    jar_dirs.append(Path(pyspark.__file__).parent / "jars")
     return any(glob.glob(str(d / "delta-spark*.jar")) for d in jar_dirs)
 
 
@@ -166,10 +224,11 @@ def build_session(config: ClickmlConfig, extra: Mapping[str, str] | None = None)
     """Return the SparkSession for `config`, reusing a submitted or active one when there is one."""
     from pyspark.sql import SparkSession
 
-    settings = session_settings(config)
-    settings.update(extra or {})
     active = SparkSession.getActiveSession()
     submitted = submitted_settings()
+    # A running JVM already has its classpath: jars are only resolved for a JVM we start.
+    settings = session_settings(config, jars=None if (active or submitted) else session_jars(config))
+    settings.update(extra or {})
     if active is not None:
         # A running session keeps its static settings; runtime SQL settings follow the config,
         # except those that spark-submit set explicitly.

@@ -216,11 +216,11 @@ KILLED_INGEST = textwrap.dedent(
     original = stage._commit
     calls = []
 
-    def commit_then_stall(lake, df, table, *args):
-        original(lake, df, table, *args)
-        calls.append(table)
+    def commit_then_stall(lake, staged, *args):
+        original(lake, staged, *args)
+        calls.append(staged.table)
         if len(calls) == {after}:
-            Path({marker!r}).write_text(table)
+            Path({marker!r}).write_text(staged.table)
             time.sleep(600)
 
     stage._commit = commit_then_stall
@@ -298,14 +298,18 @@ def test_incremental_killed_mid_batch_and_rerun_ends_like_an_uninterrupted_run(s
 
 
 def bronze_leftovers(lake, config):
-    """Parquet files under bronze.events that its log does not reference (staging left behind)."""
+    """Parquet files under bronze.events that its log does not reference, and staged files left
+    under the lake's _staging/ folder once the batch ended."""
     location = lake.location(config.tables.bronze_events)
     root = Path(location.uri)
     live = {f.path for f in lake.snapshot(config.tables.bronze_events).files}
-    return sorted(
+    unreferenced = [
         str(p.relative_to(root)) for p in root.rglob("*.parquet")
         if "_delta_log" not in p.parts and str(p.relative_to(root)) not in live
-    )
+    ]
+    staging = Path(config.lake.root) / "_staging"
+    staged = [str(p.relative_to(staging)) for p in staging.rglob("*.parquet")] if staging.exists() else []
+    return sorted(unreferenced + staged)
 
 
 def test_per_file_numbering_ingests_like_numbering_by_block(spark, tmp_path, generated, monkeypatch):
@@ -422,38 +426,6 @@ def test_valid_events_without_an_event_time_go_to_bronze(spark, tmp_path):
     assert result.event_dates == [dt.date(2024, 1, 3)]
     rows = {r.event_id: r for r in lake.read(config.tables.bronze_events).collect()}  # tiny
     assert set(rows) == {"e1", "e2", "e3"} and rows["e3"].event_date is None and rows["e3"].source_line == 3
-    assert bronze_leftovers(lake, config) == []
-
-
-def test_staged_files_are_committed_through_the_delta_jars_writer(spark, tmp_path, generated, monkeypatch):
-    """With the Delta jars, `Lake.write` commits: the staged files are read back and handed to it.
-    (The jars are not on this machine: their writer is stood in for by the delta-rs one.)"""
-    from pipelines.lake import catalog, deltalog, spark_io
-
-    landing, _ = generated
-    window = (dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 2))
-    reference_config, reference = lake_for(spark, tmp_path / "reference", landing)
-    ingest.run(reference_config, spark, "clickstream", *window, lake=reference)
-    handed: list[int] = []
-
-    def jars_writer(df, location, mode, partition_by, txn, overwrite_schema, retries, backoff, replace_partitions):
-        handed.append(df.count())
-        return spark_io.write_and_commit(
-            spark, df, location, mode, partition_by, txn, overwrite_schema, retries, backoff, "snappy", None,
-            replace_partitions,
-        )
-
-    monkeypatch.setattr(catalog, "write_delta_spark", jars_writer)
-    monkeypatch.setattr(
-        catalog, "read_delta_spark",
-        lambda session, location, version: spark_io.read_snapshot(session, deltalog.snapshot(location, version)),
-    )
-    config, lake = lake_for(spark, tmp_path / "jars", landing)
-    lake._writer = "delta-spark"
-    (result,) = ingest.run(config, spark, "clickstream", *window, lake=lake)
-    assert handed == [result.quarantined, result.bronze_written, 1]
-    for table in (config.tables.bronze_events, config.tables.bronze_quarantine, config.tables.ingest_audit):
-        assert comparable(lake, table) == comparable(reference, table), table
     assert bronze_leftovers(lake, config) == []
 
 

@@ -92,7 +92,7 @@ def test_the_cluster_profile_the_containers_load(compose):
     config = load_config(profile="cluster", conf_dir=CONF_DIR, overrides=overrides, env=env)
     assert config.lake.root == "s3a://clickml-lakehouse/prod" and config.landing.root.startswith("s3a://")
     assert config.lake.storage.endpoint == "http://minio:9000"
-    assert "io.delta:delta-spark_4.1_2.13" in config.spark.conf["spark.jars.packages"]
+    assert "spark.jars.packages" not in config.spark.conf  # jars come from jvm/pom.xml, never from Ivy at run time
     assert config.orchestration.spark_submit.archives is None
     assert json.loads(env["AIRFLOW_CONN_CLICKML_SPARK"])["conn_type"] == "spark"
 
