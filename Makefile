@@ -15,7 +15,7 @@ DEMO_PREREQS :=
 # They are read here, before the rules below expand those lists.
 include $(wildcard make/*.mk)
 
-.PHONY: help venv demo test test-unit clean clean-lake check-java constraints
+.PHONY: help venv demo test test-storage test-unit clean clean-lake check-java constraints
 
 help:
 	@echo "make demo   - create $(VENV), install clickml, run the pipeline on generated data"
@@ -53,6 +53,11 @@ demo: check-java venv $(DEMO_PREREQS)
 
 test: check-java venv $(TEST_PREREQS)
 	$(VENV)/bin/python -m pytest
+
+# The whole pipeline on S3 (moto), HDFS (NameNode + DataNode) and the standalone stack with the
+# lakehouse on S3: 10-25 minutes each on 2 cores, so not part of `make test`.
+test-storage: check-java venv $(TEST_PREREQS)
+	$(VENV)/bin/python -m pytest -m storage_e2e
 
 test-unit: check-java venv
 	$(VENV)/bin/python -m pytest tests/unit

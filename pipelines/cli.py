@@ -100,20 +100,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     }[args.command]
     from pipelines.features.stage import FeaturesError
     from pipelines.lake import LakeError
+    from pipelines.spark.storage import StorageError
     from pipelines.train import TrainError
     from pipelines.training_sets import TrainingSetError
 
     try:
         return handler(config, args)
-    except (LakeError, FeaturesError, TrainingSetError, TrainError) as exc:
+    except (LakeError, FeaturesError, TrainingSetError, TrainError, StorageError) as exc:
         print(f"clickml: {exc}", file=sys.stderr)
         return 1
 
 
 def _spark(config: ClickmlConfig):
     from pipelines.spark import build_session
+    from pipelines.spark.storage import check_roots
 
-    return build_session(config)
+    spark = build_session(config)
+    check_roots(config, spark)  # a missing bucket, bad credentials or a NameNode away: one clear line
+    return spark
 
 
 def _demo(config: ClickmlConfig, args: argparse.Namespace) -> int:

@@ -38,4 +38,8 @@ def start_job(description: str, argv: Sequence[str] | None = None, extra_argumen
         extra_arguments(parser)
     args = parser.parse_args(argv)
     config = config_from_args(args)
-    return config, build_session(config), args
+    spark = build_session(config)
+    from pipelines.spark.storage import check_roots
+
+    check_roots(config, spark)  # fail the task with one line naming the root, before any work
+    return config, spark, args

@@ -9,6 +9,7 @@ import pytest
 
 from pipelines.config import ClickmlConfig, load_config
 from pipelines.spark import build_session
+from tests.services.s3 import s3_bucket, s3_server  # noqa: F401  (fixtures: a local S3 server)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO_ROOT / "conf"

@@ -233,6 +233,7 @@ def build_session(config: ClickmlConfig, extra: Mapping[str, str] | None = None)
         # A running session keeps its static settings; runtime SQL settings follow the config,
         # except those that spark-submit set explicitly.
         _apply_runtime(active, settings if submitted is None else merge_with_submitted(settings, submitted))
+        apply_s3a_settings(active, config)  # Hadoop settings of a reused session follow the config too
         return active
 
     if spark_is_local(config) and submitted is None:

@@ -1,4 +1,4 @@
-"""The `clickml` command as a user runs it (subprocess; commands that need no Spark)."""
+"""The `clickml` command as a user runs it (subprocess)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.fs as pafs
-
-from pipelines.lake import deltalog
-from pipelines.lake.location import table_location
+from pipelines.lake import Lake
 from tests.conftest import CONF_DIR, make_config
-from tests.lakehelpers import write_files
 
 
-def clickml(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def clickml(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "--conf-dir", str(CONF_DIR), *args],
-        capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
     )
+
+
+SPARK_START = 300  # `lake history` and `lake vacuum` start a SparkSession (Delta's DESCRIBE HISTORY, VACUUM)
 
 
 def test_config_show_masks_secrets():
@@ -39,28 +37,33 @@ def test_config_error_exits_2_with_the_key_path():
     assert "--set: spark.mastr: unknown key; allowed keys here:" in proc.stderr
 
 
-def test_lake_history_files_and_vacuum(tmp_path):
-    config = make_config(tmp_path)
-    location = table_location(config.lake, "demo.cli")
-    schema = pa.schema([("id", pa.int64())])
-    for ids in ([1, 2, 3], [4]):
-        files = write_files(pafs.LocalFileSystem(), location.uri, pa.table({"id": ids}, schema=schema), [])
-        deltalog.commit(location, files, schema)
+def test_lake_history_files_and_vacuum(spark, tmp_path):
+    lake = Lake(make_config(tmp_path), spark)
+    location = lake.location("demo.cli")
+    lake.write(spark.createDataFrame([(1,), (2,), (3,)], "id long").coalesce(1), "demo.cli")
+    lake.write(spark.createDataFrame([(4,)], "id long").coalesce(1), "demo.cli", mode="overwrite")
+    (old_file,) = lake.snapshot("demo.cli", version=0).files
     lake_root = f"lake.root={tmp_path / 'lakehouse'}"
 
-    history = clickml("--set", lake_root, "lake", "history", "demo.cli")
+    history = clickml("--set", lake_root, "lake", "history", "demo.cli", timeout=SPARK_START)
     assert history.returncode == 0, history.stderr
     lines = history.stdout.strip().splitlines()
     assert lines[0].split() == ["version", "committed", "(UTC)", "rows", "added", "operation"]
     assert [line.split()[0] for line in lines[1:]] == ["1", "0"]
-    assert lines[2].split()[3] == "3"
+    assert [line.split()[3:] for line in lines[1:]] == [["1", "WRITE"], ["3", "WRITE"]]
 
     files = clickml("--set", lake_root, "lake", "files", "demo.cli", "--version", "0")
     assert files.returncode == 0 and "version 0, 1 file(s)" in files.stdout
+    assert old_file.path in files.stdout and "3 rows" in files.stdout
 
-    vacuum = clickml("--set", lake_root, "lake", "vacuum", "demo.cli", "--dry-run")
-    assert vacuum.returncode == 0 and "would delete 0 file(s)" in vacuum.stdout
+    vacuum = clickml("--set", lake_root, "lake", "vacuum", "demo.cli", "--dry-run", "--retention-hours", "0",
+                     timeout=SPARK_START)
+    assert vacuum.returncode == 0, vacuum.stderr
+    out = vacuum.stdout.strip().splitlines()
+    assert out[0] == f"{location}: would delete 1 file(s) unreferenced for over 0h"
+    assert len(out) == 2 and out[1].strip().endswith(old_file.path)
+    assert Path(old_file.uri).is_file()  # a dry run deletes nothing
 
-    missing = clickml("--set", lake_root, "lake", "history", "demo.nothing")
+    missing = clickml("--set", lake_root, "lake", "history", "demo.nothing", timeout=SPARK_START)
     assert missing.returncode == 1 and "table demo.nothing" in missing.stderr and "does not exist" in missing.stderr
     assert Path(location.uri, "_delta_log").is_dir()

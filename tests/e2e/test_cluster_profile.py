@@ -39,7 +39,9 @@ def stack(tmp_path):
         stack.down(names, echo=lambda _: None, grace=10)
 
 
+@pytest.mark.storage_e2e
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_the_demo_runs_on_the_standalone_cluster_with_the_lakehouse_on_s3(stack, tmp_path):
     env = {**os.environ, **stack.s3_env(), "CLICKML_PROFILE": stack.profile, "PYSPARK_PYTHON": sys.executable}
     command = [sys.executable, "-m", "pipelines.cli", "--profile", stack.profile]

@@ -1,0 +1,240 @@
+"""The lakehouse on S3 for real: delta-spark on `s3a://` against a local S3 server (moto, which
+checks credentials), read back by Spark and independently by delta-rs; the whole pipeline
+(generate -> ingest -> silver -> features -> training sets -> train) with the landing zone, the
+lakehouse and the MLflow artifacts in one bucket, compared table by table with the same run on
+local disk; and clear errors (naming the URI) for a missing bucket and wrong credentials.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from pyspark.sql import functions as F
+
+from pipelines.lake.location import table_location
+from pipelines.spark.session import apply_s3a_settings
+from pipelines.spark.storage import StorageError, check_roots, storage_roots
+from tests.conftest import CONF_DIR, REPO_ROOT, make_config
+
+pytestmark = pytest.mark.s3
+
+# A tiny clickstream that still yields train/validation/test cutoffs (horizon 1 day, 1 day of
+# history), and one cheap model: the point is the storage, not the model.
+PIPELINE = (
+    "generator.users=150", "generator.days=4", "generator.bad_records.share=0.05",
+    "training_sets.propensity.horizon_days=1", "training_sets.propensity.min_history_days=1",
+    "training_sets.implicit.test_days=1",
+    "training.jobs.propensity.models.lr.search.method=none",
+    "training.jobs.propensity.models.lr.params.maxIter=10",
+)
+# What the CLI runs, in order (all in one driver process, see `_run_cli`).
+COMMANDS = (
+    ["generate"],
+    ["ingest", "--start", "2024-01-01T00:00", "--end", "2024-01-08T00:00"],
+    ["silver"],
+    ["features", "build"],
+    ["training-sets"],
+    ["train", "propensity", "--model", "lr"],
+)
+PIPELINE_TIMEOUT_S = 600  # ~2 min on an idle 2-core box; 6 min seen under a load of 9
+
+
+def s3_config(tmp_path, s3_server, bucket, *overrides, **keys):
+    """The test config with the landing zone, the lakehouse and MLflow's artifacts in `bucket`
+    (MLflow's tracking store stays a local SQLite file: it needs a database, not a bucket)."""
+    return make_config(tmp_path, *_s3_overrides(tmp_path, s3_server, bucket, **keys), *overrides)
+
+
+def _s3_overrides(tmp_path, s3_server, bucket, **keys) -> list[str]:
+    return [
+        f"lake.root=s3a://{bucket}/lakehouse",
+        f"landing.root=s3a://{bucket}/landing",
+        *s3_server.storage_overrides(**keys),
+        f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        f"mlflow.artifact_root=s3://{bucket}/mlflow",
+    ]
+
+
+def delta_rs_rows(location) -> int:
+    from deltalake import DeltaTable
+
+    return DeltaTable(location.uri, storage_options=location.storage_options or None).to_pyarrow_dataset().count_rows()
+
+
+def test_delta_spark_on_s3a_read_back_by_spark_and_delta_rs(spark, s3_server, s3_bucket, tmp_path):
+    config = s3_config(tmp_path, s3_server, s3_bucket)
+    # The suite's session was started for local paths: give it this bucket's S3A settings.
+    apply_s3a_settings(spark, config)
+    check_roots(config, spark)
+    location = table_location(config.lake, "smoke.numbers")
+    assert location.spark_uri == f"s3a://{s3_bucket}/lakehouse/smoke/numbers" and location.uri.startswith("s3://")
+
+    numbers = spark.range(100).withColumn("part", (F.col("id") % 3).cast("int"))
+    numbers.write.format("delta").partitionBy("part").save(location.spark_uri)
+    spark.range(100, 110).withColumn("part", F.lit(1)).write.format("delta").mode("append").save(location.spark_uri)
+
+    back = spark.read.format("delta").load(location.spark_uri)
+    assert back.count() == 110 and back.where("part = 1").count() == 33 + 10
+    # A child session (the ingest and train stages run in one) reaches the bucket too.
+    assert spark.newSession().read.format("delta").load(location.spark_uri).count() == 110
+    log = sorted(k for k in s3_server.keys(s3_bucket, "lakehouse/smoke/numbers/_delta_log/") if k.endswith(".json"))
+    assert [k.rsplit("/", 1)[1] for k in log] == ["00000000000000000000.json", "00000000000000000001.json"]
+    assert any("/part=1/" in k and k.endswith(".parquet") for k in s3_server.keys(s3_bucket, "lakehouse/smoke/numbers/"))
+
+    from deltalake import DeltaTable
+
+    table = DeltaTable(location.uri, storage_options=location.storage_options)
+    assert table.version() == 1 and table.metadata().partition_columns == ["part"]
+    assert sorted(table.to_pyarrow_table()["id"].to_pylist()) == list(range(110))
+    assert DeltaTable(location.uri, storage_options=location.storage_options, version=0).to_pyarrow_table().num_rows == 100
+
+
+def test_missing_bucket_is_an_error_naming_the_uri(spark, s3_server, tmp_path):
+    config = s3_config(tmp_path, s3_server, "clickml-no-such-bucket")
+    started = time.monotonic()
+    with pytest.raises(StorageError) as raised:
+        check_roots(config, spark)
+    message = str(raised.value)
+    assert raised.value.uri == "s3a://clickml-no-such-bucket/lakehouse"
+    assert message.startswith("s3a://clickml-no-such-bucket/lakehouse: bucket 'clickml-no-such-bucket' does not exist")
+    assert "(lake.root)" in message and s3_server.endpoint in message
+    assert time.monotonic() - started < 30  # no retry loop
+
+
+def test_wrong_credentials_are_an_error_naming_the_uri(spark, s3_server, s3_bucket, tmp_path):
+    config = s3_config(tmp_path, s3_server, s3_bucket, secret_access_key="not-the-secret")
+    with pytest.raises(StorageError) as raised:
+        check_roots(config, spark)
+    message = str(raised.value)
+    assert message.startswith(f"s3a://{s3_bucket}/lakehouse: access denied by {s3_server.endpoint} (lake.root)")
+    assert "lake.storage.access_key_id" in message
+    assert "not-the-secret" not in message
+    # The right key pair passes, for both roots, and only remote roots are checked.
+    good = s3_config(tmp_path, s3_server, s3_bucket)
+    assert [r.setting for r in check_roots(good, spark)] == ["lake.root", "landing.root"]
+    assert storage_roots(make_config(tmp_path)) == []
+
+
+def test_wrong_credentials_fail_a_delta_write_with_the_uri(spark, s3_server, s3_bucket, tmp_path):
+    """Without the pre-flight check: what a stage's first write shows today."""
+    bucket = s3_server.create_bucket()  # its own bucket: S3A caches one client per bucket
+    config = s3_config(tmp_path, s3_server, bucket, secret_access_key="not-the-secret")
+    apply_s3a_settings(spark, config)
+    uri = table_location(config.lake, "smoke.denied").spark_uri
+    with pytest.raises(Exception) as raised:
+        spark.range(3).write.format("delta").save(uri)
+    text = str(raised.value)
+    assert uri in text and ("403" in text or "AccessDenied" in text), text[:2000]
+
+
+def _run_cli(tmp_path, s3_server, overrides, log_path) -> None:
+    """The CLI commands of COMMANDS in one fresh driver process (one JVM: its session is started
+    from the config, so the S3A settings come from `_s3a_settings`), MLflow's S3 client pointed at
+    the server through the environment as it would be on a cluster."""
+    driver = (
+        "import json, sys\n"
+        "from pipelines.cli import main\n"
+        "from pipelines.config import load_config\n"
+        "from pipelines.spark import build_session\n"
+        "from pipelines.spark.storage import check_roots\n"
+        "base, commands, conf_dir, overrides = (json.loads(a) for a in sys.argv[1:5])\n"
+        "config = load_config(profile='local', conf_dir=conf_dir, overrides=overrides)\n"
+        "# the pre-flight check in the session the commands then reuse (settings from the config)\n"
+        "print('storage checked:', [r.uri for r in check_roots(config, build_session(config))], flush=True)\n"
+        "for command in commands:\n"
+        "    print('clickml', *command, flush=True)\n"
+        "    rc = main(base + command)\n"
+        "    if rc:\n"
+        "        sys.exit(rc)\n"
+    )
+    base = ["--profile", "local", "--conf-dir", str(CONF_DIR)] + [a for o in overrides for a in ("--set", o)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
+    env.update(s3_server.env())
+    env.update({"PYSPARK_PYTHON": sys.executable, "CLICKML_PROFILE": "local"})
+    with open(log_path, "w") as log:
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-c", driver, *map(json.dumps, (base, list(COMMANDS), str(CONF_DIR), overrides))],
+                cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=PIPELINE_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the pipeline on S3 ran past {PIPELINE_TIMEOUT_S}s: {log_path.read_text()[-4000:]}")
+    assert proc.returncode == 0, f"the pipeline on S3 failed ({proc.returncode}):\n{log_path.read_text()[-6000:]}"
+
+
+def _run_in_process(config, spark) -> None:
+    """The commands of COMMANDS up to the training sets, called in the suite's session (training
+    writes no table of config.tables; on S3 it runs, to put MLflow's artifacts in the bucket)."""
+    from pipelines import generate, ingest, silver
+    from pipelines.features import stage as features_stage
+    from pipelines.training_sets import stage as training_sets_stage
+
+    generate.run(config, spark)
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    ingest.run(config, spark, None, start, dt.datetime(2024, 1, 8, tzinfo=dt.timezone.utc))
+    silver.run(config, spark)
+    features_stage.run(config, spark)
+    training_sets_stage.run(config, spark)
+
+
+@pytest.mark.storage_e2e
+@pytest.mark.slow
+@pytest.mark.timeout(1500)  # two pipeline runs; pytest.ini's 900 s is per test
+def test_pipeline_on_s3_matches_the_pipeline_on_local_disk(spark, s3_server, s3_bucket, tmp_path):
+    s3_dir, local_dir = tmp_path / "s3", tmp_path / "local"
+    s3_dir.mkdir()
+    # make_config's Spark settings too: the CLI loads the config itself
+    overrides = [
+        *_s3_overrides(s3_dir, s3_server, s3_bucket), *PIPELINE,
+        "spark.master=local[2]", "spark.shuffle_partitions=2", "spark.driver_memory=1g",
+    ]
+    on_s3 = make_config(s3_dir, *overrides)
+    started = time.monotonic()
+    _run_cli(s3_dir, s3_server, overrides, s3_dir / "pipeline.log")
+    s3_seconds = time.monotonic() - started
+    assert f"storage checked: ['s3a://{s3_bucket}/lakehouse', 's3a://{s3_bucket}/landing']" in (s3_dir / "pipeline.log").read_text()
+
+    on_disk = make_config(local_dir, *PIPELINE)
+    started = time.monotonic()
+    _run_in_process(on_disk, spark)
+    local_seconds = time.monotonic() - started
+    print(f"pipeline on S3 (CLI, fresh driver): {s3_seconds:.0f}s; on local disk (in process): {local_seconds:.0f}s")
+
+    # Everything the pipeline writes lives in the bucket: landing files, tables, MLflow artifacts.
+    keys = s3_server.keys(s3_bucket)
+    assert any(k.startswith("landing/") for k in keys)
+    assert any(k.startswith("lakehouse/bronze/events/_delta_log/") for k in keys)
+    assert any(k.startswith("mlflow/") and k.endswith("MLmodel") for k in keys), [k for k in keys if k.startswith("mlflow/")]
+    assert not (s3_dir / "lakehouse").exists() and not (s3_dir / "landing").exists()
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=on_s3.mlflow.tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name(on_s3.mlflow.experiment).experiment_id])
+    assert runs and all(r.info.artifact_uri.startswith(f"s3://{s3_bucket}/mlflow/") for r in runs)
+    assert all(r.info.status == "FINISHED" for r in runs)
+
+    # Every table of config.tables: on S3 and on disk, the same tables with the same row counts
+    # (read by delta-rs, independently of the Spark that wrote them).
+    names = sorted(set(on_s3.tables.model_dump().values()))
+    counts = {}
+    for name in names:
+        s3_location, local_location = table_location(on_s3.lake, name), table_location(on_disk.lake, name)
+        on_s3_exists = any(k.endswith(".json") for k in s3_server.keys(s3_bucket, f"lakehouse/{name.replace('.', '/')}/_delta_log/"))
+        assert on_s3_exists == (os.path.isdir(os.path.join(local_location.uri, "_delta_log"))), name
+        if on_s3_exists:
+            counts[name] = (delta_rs_rows(s3_location), delta_rs_rows(local_location))
+    print("rows (S3, local):", counts)
+    required = {
+        "bronze.events", "bronze.quarantine", "bronze.ingest_audit", "silver.events", "silver.sessions",
+        "gold.user_features", "gold.product_features", "gold.category_features", "gold.user_category_features",
+        "gold.propensity_training", "gold.implicit_training",
+    }
+    assert required <= set(counts), sorted(required - set(counts))
+    assert all(counts[name][1] > 0 for name in required), counts
+    assert {name: s3 for name, (s3, _) in counts.items()} == {name: local for name, (_, local) in counts.items()}
