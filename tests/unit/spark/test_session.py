@@ -87,11 +87,6 @@ def test_jars_and_the_delta_extension(tmp_path):
     assert with_jars["spark.sql.catalog.spark_catalog"].endswith("DeltaCatalog")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipelines/spark/session.py:67 `conf.update(spark.conf)` overwrites the spark.sql.extensions "
-    "that line 65 appended Delta's extension to, so a config naming another extension loses Delta's",
-)
 def test_another_extension_in_the_config_keeps_delta(tmp_path):
     other = make_config(tmp_path, "spark.conf={'spark.sql.extensions': 'com.example.Ext'}")
     assert session_settings(other)["spark.sql.extensions"] == f"com.example.Ext,{DELTA_EXTENSION}"
