@@ -47,18 +47,15 @@ def submit_jars(settings: DagSettings) -> str | None:
     `spark_submit.conf` or the cluster's `$SPARK_HOME/jars` has Delta, else the jars `make jars`
     resolved on this host (a manifest read: nothing resolves at DAG-parse time). Unresolved jars
     give no `--jars`; the job then fails with the lake layer's message naming `make jars`."""
-    import glob
     import logging
-    import os
 
     from pipelines.spark.jars import JarsMissingError, spark_jars_setting
+    from pipelines.spark.session import delta_in_spark_home
 
     submit = settings.config.orchestration.spark_submit
     if submit.jars is not None:
         return submit.jars or None
-    # $SPARK_HOME only: importing pyspark to find its jars/ would be heavy work at DAG-parse time.
-    spark_home = os.environ.get("SPARK_HOME")
-    if "spark.jars" in submit.conf or (spark_home and glob.glob(os.path.join(spark_home, "jars", "delta-spark*.jar"))):
+    if "spark.jars" in submit.conf or delta_in_spark_home(include_pyspark=False):
         return None
     try:
         return spark_jars_setting()

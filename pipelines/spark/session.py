@@ -189,14 +189,16 @@ def session_jars(config: ClickmlConfig) -> str | None:
     return spark_jars_setting()
 
 
-def delta_in_spark_home() -> bool:
-    """Whether `$SPARK_HOME/jars` (or pyspark's own jars/) already holds delta-spark."""
+def delta_in_spark_home(include_pyspark: bool = True) -> bool:
+    """Whether `$SPARK_HOME/jars` (or pyspark's own jars/, unless `include_pyspark` is False:
+    importing pyspark is too heavy for DAG parsing) already holds delta-spark."""
     jar_dirs = []
     if os.environ.get("SPARK_HOME"):
         jar_dirs.append(Path(os.environ["SPARK_HOME"]) / "jars")
-    import pyspark
+    if include_pyspark:
+        import pyspark
 
-    jar_dirs.append(Path(pyspark.__file__).parent / "jars")
+        jar_dirs.append(Path(pyspark.__file__).parent / "jars")
     return any(glob.glob(str(d / "delta-spark*.jar")) for d in jar_dirs)
 
 

@@ -22,17 +22,12 @@ from pyspark.sql import functions as F
 from pipelines.lake.location import table_location
 from pipelines.orchestration.hdfs import LocalHdfs
 from tests.conftest import make_config
+from tests.services import TINY_PIPELINE
 from tests.services.hdfs import hdfs, hdfs_roots, use_hdfs  # noqa: F401 - the session fixture
 
 # Tiny data: enough for every stage (train/validation/test cutoffs with a 1-day horizon), one cheap
 # model. The same overrides as the S3 end-to-end test (tests/integration/lake/test_pipeline_on_s3.py).
-PIPELINE = (
-    "generator.users=150", "generator.days=4", "generator.bad_records.share=0.05",
-    "training_sets.propensity.horizon_days=1", "training_sets.propensity.min_history_days=1",
-    "training_sets.implicit.test_days=1",
-    "training.jobs.propensity.models.lr.search.method=none",
-    "training.jobs.propensity.models.lr.params.maxIter=10",
-)
+PIPELINE = TINY_PIPELINE
 START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 END = dt.datetime(2024, 1, 8, tzinfo=dt.timezone.utc)  # the generated days plus late arrivals
 BRONZE = ("bronze.events", "bronze.quarantine", "bronze.ingest_audit")

@@ -21,18 +21,13 @@ from pipelines.lake.location import table_location
 from pipelines.spark.session import apply_s3a_settings
 from pipelines.spark.storage import StorageError, check_roots, storage_roots
 from tests.conftest import CONF_DIR, REPO_ROOT, make_config
+from tests.services import TINY_PIPELINE
 
 pytestmark = pytest.mark.s3
 
 # A tiny clickstream that still yields train/validation/test cutoffs (horizon 1 day, 1 day of
 # history), and one cheap model: the point is the storage, not the model.
-PIPELINE = (
-    "generator.users=150", "generator.days=4", "generator.bad_records.share=0.05",
-    "training_sets.propensity.horizon_days=1", "training_sets.propensity.min_history_days=1",
-    "training_sets.implicit.test_days=1",
-    "training.jobs.propensity.models.lr.search.method=none",
-    "training.jobs.propensity.models.lr.params.maxIter=10",
-)
+PIPELINE = TINY_PIPELINE
 # What the CLI runs, in order (all in one driver process, see `_run_cli`).
 COMMANDS = (
     ["generate"],
