@@ -23,6 +23,7 @@ from pipelines.lake import deltalog
 from pipelines.lake.deltalog import CommitResult, HistoryEntry, Txn, WriteMode
 from pipelines.lake.errors import CommitConflictError, LakeError, SchemaMismatchError, TableNotFoundError
 from pipelines.lake.location import TableLocation
+from pipelines.spark.session import SKIP_EMPTY_COMMITS
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,10 @@ def write_delta_spark(
 
     from pyspark.errors import AnalysisException
 
+    # A write that adds and removes nothing (no rows, no partition to clear) still commits, so
+    # that its write id is found below; Delta skips recording such commits by default.
+    if spark.conf.get(SKIP_EMPTY_COMMITS, "true") != "false":
+        spark.conf.set(SKIP_EMPTY_COMMITS, "false")
     conflicts = _conflicts()
     attempt = 0
     while True:
@@ -95,10 +100,9 @@ def write_delta_spark(
             log.warning("%s: concurrent commit (attempt %d): %s; retrying in %.2fs", location, attempt, _first_line(exc), delay)
             time.sleep(delay)
         except AnalysisException as exc:
-            text = _first_line(exc)
-            if "schema" in text.lower() or "partition" in text.lower():
-                raise SchemaMismatchError(str(location), text) from exc
-            raise LakeError(str(location), f"Delta write failed: {text}") from exc
+            if _is_schema_error(exc):
+                raise SchemaMismatchError(str(location), _schema_message(exc, df, location, partition_by)) from exc
+            raise LakeError(str(location), f"Delta write failed: {_first_line(exc)}") from exc
     commit = find_commit(spark, location, write_id)
     if commit is None:
         if txn is not None:
@@ -110,6 +114,52 @@ def write_delta_spark(
     result = _commit_result(location, commit, write_id)
     result.attempts = attempt
     return result
+
+
+_SCHEMA_CONDITIONS = ("DELTA_FAILED_TO_MERGE_FIELDS", "DELTA_METADATA_MISMATCH", "_SCHEMA_", "PARTITION")
+
+
+def _is_schema_error(exc: BaseException) -> bool:
+    """Delta's schema and partitioning mismatches, by error condition (or by its first line)."""
+    condition = ""
+    for getter in ("getCondition", "getErrorClass"):
+        if hasattr(exc, getter):
+            condition = getattr(exc, getter)() or ""
+            break
+    if any(part in condition for part in _SCHEMA_CONDITIONS):
+        return True
+    first = _first_line(exc).lower()
+    return "schema" in first or "partition" in first
+
+
+def _schema_message(exc: BaseException, df: DataFrame, location: TableLocation, partition_by: Sequence[str]) -> str:
+    """Delta's first line, then what differs: columns added, missing or retyped, and partitioning."""
+    parts = [_first_line(exc)]
+    try:
+        table = read_delta_spark(df.sparkSession, location, None)
+        ours = {f.name: f.dataType.simpleString() for f in df.schema.fields}
+        theirs = {f.name: f.dataType.simpleString() for f in table.schema.fields}
+        added = [c for c in ours if c not in theirs]
+        missing = [c for c in theirs if c not in ours]
+        retyped = [f"{c} ({theirs[c]} in the table, {ours[c]} in the data)" for c in ours if c in theirs and ours[c] != theirs[c]]
+        if added:
+            parts.append("column(s) not in the table: " + ", ".join(added))
+        if missing:
+            parts.append("column(s) missing from the data: " + ", ".join(missing))
+        if retyped:
+            parts.append("type changed: " + "; ".join(retyped))
+        table_partitions = _partition_columns(df.sparkSession, location)
+        if partition_by and list(partition_by) != table_partitions:
+            parts.append(f"partitioned by {', '.join(partition_by)}; the table by {', '.join(table_partitions) or 'nothing'}")
+    except Exception:  # the message must not hide the original error
+        log.debug("could not compare schemas for %s", location, exc_info=True)
+    return "; ".join(parts)
+
+
+def _partition_columns(spark: SparkSession, location: TableLocation) -> list[str]:
+    target = "delta.`" + location.spark_uri.replace("`", "``") + "`"
+    row = spark.sql(f"DESCRIBE DETAIL {target}").select("partitionColumns").first()  # bounded: one row
+    return list(row[0]) if row is not None else []
 
 
 def _first_line(exc: BaseException) -> str:
@@ -225,7 +275,17 @@ def latest_version(spark: SparkSession, location: TableLocation) -> int:
 
 def find_commit(spark: SparkSession, location: TableLocation, write_id: str) -> dict[str, Any] | None:
     """The history row carrying `write_id` among the last `COMMIT_LOOKBACK` commits, if any."""
-    for row in history_rows(spark, location, COMMIT_LOOKBACK):
+    # Almost always the newest commit: read one row first, the lookback only when another
+    # writer committed after ours.
+    for limit in (1, COMMIT_LOOKBACK):
+        found = _find_in_history(spark, location, write_id, limit)
+        if found is not None:
+            return found
+    return None
+
+
+def _find_in_history(spark: SparkSession, location: TableLocation, write_id: str, limit: int) -> dict[str, Any] | None:
+    for row in history_rows(spark, location, limit):
         if deltalog.write_id_of({"userMetadata": row.get("userMetadata")}) == write_id:
             return row
     return None
