@@ -15,11 +15,12 @@ DEMO_PREREQS :=
 # They are read here, before the rules below expand those lists.
 include $(wildcard make/*.mk)
 
-.PHONY: help venv demo test test-storage test-unit clean clean-lake check-java constraints
+.PHONY: help venv demo test test-fast test-storage test-unit clean clean-lake check-java constraints
 
 help:
 	@echo "make demo   - create $(VENV), install clickml, run the pipeline on generated data"
 	@echo "make test   - create $(VENV), install clickml, run the whole test suite"
+	@echo "make test-fast - the suite without the end-to-end runs (marker e2e) and slow tests: a developer's signal"
 	@echo "make clean  - remove $(VENV) and local lakehouse/landing output"
 	@echo "make horovod - build Horovod $(HOROVOD_VERSION) for the venv's torch (cached in $(CLICKML_WHEEL_CACHE)); make test runs it"
 	@echo "make up     - local stack on 127.0.0.1: Spark master+worker, MLflow, Airflow with the DAGs; make down stops it"
@@ -54,8 +55,13 @@ demo: check-java venv $(DEMO_PREREQS)
 test: check-java venv $(TEST_PREREQS)
 	$(VENV)/bin/python -m pytest
 
-# The whole pipeline on S3 (moto), HDFS (NameNode + DataNode) and the standalone stack with the
-# lakehouse on S3: 10-25 minutes each on 2 cores, so not part of `make test`.
+# Everything but the end-to-end runs (Airflow DAG runs, the stack and its UI, the demo, the
+# pipeline on S3 / HDFS) and the tests marked slow; `make test` (and CI) still runs them all.
+test-fast: check-java venv $(TEST_PREREQS)
+	$(VENV)/bin/python -m pytest -m "not e2e and not slow"
+
+# Only the whole pipeline on S3 (moto), HDFS (NameNode + DataNode) and the standalone stack with
+# the lakehouse on S3 (also part of `make test`).
 test-storage: check-java venv $(TEST_PREREQS)
 	$(VENV)/bin/python -m pytest -m storage_e2e
 

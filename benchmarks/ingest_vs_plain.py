@@ -68,6 +68,8 @@ class Row:
     plain_rows: int
     parts: list[tuple[str, float]] = field(default_factory=list)
     """--breakdown: (component, seconds)."""
+    order: str = "ingest first"
+    """Which job ran first on the files (the first job of a fresh JVM pays its warm-up)."""
 
     @property
     def ingest_rate(self) -> float:
@@ -122,7 +124,7 @@ def config_for(workdir: Path, target: int, users: int, days: int, args: argparse
     ), root
 
 
-def measure(spark, args: argparse.Namespace, workdir: Path, target: int, base_overrides: list[str]) -> Row:
+def measure(spark, args: argparse.Namespace, workdir: Path, target: int, base_overrides: list[str]) -> list[Row]:
     from pipelines import ingest
 
     days = args.days
@@ -141,10 +143,10 @@ def measure(spark, args: argparse.Namespace, workdir: Path, target: int, base_ov
     start = dt.datetime.combine(gen.start_date, dt.time(), tzinfo=dt.timezone.utc)
     end = start + dt.timedelta(days=days + LATE_DAYS)
 
-    def run_ingest() -> tuple[float, list]:
-        progress(f"size {target:,}: ingest [{start:%Y-%m-%d}, {end:%Y-%m-%d}) ...")
+    def run_ingest(cfg) -> tuple[float, list]:
+        progress(f"size {target:,}: ingest [{start:%Y-%m-%d}, {end:%Y-%m-%d}) into {cfg.lake.root} ...")
         started = time.monotonic()
-        results = ingest.run(config, spark, "clickstream", start, end)
+        results = ingest.run(cfg, spark, "clickstream", start, end)
         seconds = time.monotonic() - started
         for result in results:
             progress(f"size {target:,}: ingest {seconds:.1f}s: {result.report()}")
@@ -161,27 +163,37 @@ def measure(spark, args: argparse.Namespace, workdir: Path, target: int, base_ov
         progress(f"size {target:,}: plain {seconds:.1f}s ({rows:,} rows written)")
         return seconds, rows
 
-    if args.plain_first:
-        plain_s, plain_rows = run_plain()
-        ingest_s, results = run_ingest()
-    else:
-        ingest_s, results = run_ingest()
-        plain_s, plain_rows = run_plain()
-    parts = breakdown(spark, config, landed.path, end, root) if args.breakdown else []
-    read = sum(r.records_read for r in results)
-    if read != landed.lines:
-        progress(f"size {target:,}: WARNING ingest read {read:,} records, the generator wrote {landed.lines:,} lines")
+    # --both-orders: the same files twice, ingest first then plain first; the second ingest writes
+    # a lakehouse of its own (into the same one it would find the batch done and skip it).
+    orders = [False, True] if args.both_orders else [args.plain_first]
+    measured: list[Row] = []
+    for round_no, plain_first in enumerate(orders):
+        cfg = config if round_no == 0 else config.model_copy(
+            update={"lake": config.lake.model_copy(update={"root": str(root / f"lakehouse-{round_no + 1}")})}
+        )
+        if plain_first:
+            plain_s, plain_rows = run_plain()
+            ingest_s, results = run_ingest(cfg)
+        else:
+            ingest_s, results = run_ingest(cfg)
+            plain_s, plain_rows = run_plain()
+        parts = breakdown(spark, cfg, landed.path, end, root) if args.breakdown and round_no == 0 else []
+        read = sum(r.records_read for r in results)
+        if read != landed.lines:
+            progress(f"size {target:,}: WARNING ingest read {read:,} records, the generator wrote {landed.lines:,} lines")
 
-    row = Row(
-        target=target, users=users, days=days, lines=landed.lines, events=landed.events, generate_s=generate_s,
-        ingest_s=ingest_s, ingest_read=read, bronze=sum(r.bronze_written for r in results),
-        quarantined=sum(r.quarantined for r in results), plain_s=plain_s, plain_rows=plain_rows, parts=parts,
-    )
-    progress(f"size {target:,}: ingest {row.ingest_rate:,.0f} lines/s, plain {row.plain_rate:,.0f} lines/s, "
-             f"ratio {row.ratio:.2f}")
+        row = Row(
+            target=target, users=users, days=days, lines=landed.lines, events=landed.events, generate_s=generate_s,
+            ingest_s=ingest_s, ingest_read=read, bronze=sum(r.bronze_written for r in results),
+            quarantined=sum(r.quarantined for r in results), plain_s=plain_s, plain_rows=plain_rows, parts=parts,
+            order="plain first" if plain_first else "ingest first",
+        )
+        progress(f"size {target:,} ({row.order}): ingest {row.ingest_rate:,.0f} lines/s, plain {row.plain_rate:,.0f} "
+                 f"lines/s, ratio {row.ratio:.2f}")
+        measured.append(row)
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
-    return row
+    return measured
 
 
 def breakdown(spark, config, landing: str, end: dt.datetime, root: Path) -> list[tuple[str, float]]:
@@ -250,8 +262,8 @@ def breakdown(spark, config, landing: str, end: dt.datetime, root: Path) -> list
 
 
 def table(rows: list[Row]) -> str:
-    header = (f"{'size':>12} {'lines':>12} {'ingest s':>9} {'ingest ev/s':>12} {'plain s':>9} {'plain ev/s':>12} "
-              f"{'ratio':>6}  target")
+    header = (f"{'size':>12} {'order':>13} {'lines':>12} {'ingest s':>9} {'ingest ev/s':>12} {'plain s':>9} "
+              f"{'plain ev/s':>12} {'ratio':>6}  target")
     out = [header, "-" * len(header)]
     for row in rows:
         if row.target >= TARGET_EVENTS:
@@ -260,7 +272,7 @@ def table(rows: list[Row]) -> str:
         else:
             target = f"(>= {TARGET_RATIO} at {TARGET_EVENTS / 1e6:.0f}M)"
         out.append(
-            f"{row.target:>12,} {row.lines:>12,} {row.ingest_s:>9.1f} {row.ingest_rate:>12,.0f} {row.plain_s:>9.1f} "
+            f"{row.target:>12,} {row.order:>13} {row.lines:>12,} {row.ingest_s:>9.1f} {row.ingest_rate:>12,.0f} {row.plain_s:>9.1f} "
             f"{row.plain_rate:>12,.0f} {row.ratio:>6.2f}  {target}"
         )
     out.append("events/s = landing lines (valid + bad) per second; ratio = ingest ev/s / plain ev/s")
@@ -286,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--driver-memory", default="4g")
     parser.add_argument("--set", action="append", default=[], help="extra config overrides KEY=VALUE")
     parser.add_argument("--plain-first", action="store_true", help="time the plain copy before the ingest")
+    parser.add_argument("--both-orders", action="store_true",
+                        help="time both orders on the same files (ingest first, then plain first into a fresh lakehouse)")
     parser.add_argument("--verbose", action="store_true", help="show the pipelines' INFO logs")
     parser.add_argument("--breakdown", action="store_true", help="also time the ingest's pieces on their own")
     args = parser.parse_args(argv)
@@ -307,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     try:
         for target in args.events:
-            rows.append(measure(spark, args, workdir, target, base_overrides))
+            rows.extend(measure(spark, args, workdir, target, base_overrides))
     finally:
         spark.stop()
         if temporary and not args.keep:

@@ -6,6 +6,7 @@
 """
 
 from pipelines.lake.catalog import Lake
+from pipelines.lake.delta_spark import VacuumResult
 from pipelines.lake.deltalog import CommitResult, HistoryEntry, Snapshot, Txn
 from pipelines.lake.errors import (
     CommitConflictError,
@@ -16,7 +17,6 @@ from pipelines.lake.errors import (
     WriterUnavailableError,
 )
 from pipelines.lake.location import TableLocation
-from pipelines.lake.delta_spark import VacuumResult
 
 __all__ = [
     "CommitConflictError",

@@ -15,7 +15,8 @@ from typing import Any, Literal, Sequence
 
 import pyarrow as pa
 from deltalake import DeltaTable
-from deltalake.exceptions import DeltaError, TableNotFoundError as RsTableNotFoundError
+from deltalake.exceptions import DeltaError
+from deltalake.exceptions import TableNotFoundError as RsTableNotFoundError
 
 from pipelines.lake.errors import LakeError, TableNotFoundError, UnsupportedTableError
 from pipelines.lake.location import TableLocation

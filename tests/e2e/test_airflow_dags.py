@@ -55,6 +55,7 @@ def clickstream_lines(users: int = 150, seed: int = 7) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_ingest_etl_and_training_dags_end_to_end(tmp_path):
     folder = tmp_path / "landing" / "clickstream" / f"date={ARRIVAL:%Y-%m-%d}" / f"hour={ARRIVAL:%H}"
     folder.mkdir(parents=True)

@@ -25,6 +25,8 @@ DEMO_SETTINGS = (
     "training.jobs.propensity.models.lr.search.method=none",
 )
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def stack(tmp_path):

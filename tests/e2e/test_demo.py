@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pipelines import demo
 from tests.conftest import make_config
+
+pytestmark = pytest.mark.e2e
 
 
 def test_demo_runs_the_whole_pipeline(spark, tmp_path):

@@ -27,6 +27,8 @@ import pytest
 from pipelines.orchestration.packaging import build_pyfiles_zip
 from pipelines.orchestration.stack import ALL_SERVICES, Ports, Stack, _port_open
 
+pytestmark = pytest.mark.e2e
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 CHROMEDRIVER = shutil.which("chromedriver")
 

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 
@@ -23,21 +22,20 @@ from pipelines.lake.location import table_location
 from pipelines.orchestration.hdfs import LocalHdfs
 from tests.conftest import make_config
 from tests.services import TINY_PIPELINE
+from tests.services.baseline import (
+    END,
+    START,
+    mlflow_beside,
+    run_tiny_pipeline,
+    tiny_pipeline_on_disk,  # noqa: F401 - the session fixture
+)
 from tests.services.hdfs import hdfs, hdfs_roots, use_hdfs  # noqa: F401 - the session fixture
 
 # Tiny data: enough for every stage (train/validation/test cutoffs with a 1-day horizon), one cheap
 # model. The same overrides as the S3 end-to-end test (tests/integration/lake/test_pipeline_on_s3.py).
 PIPELINE = TINY_PIPELINE
-START = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
-END = dt.datetime(2024, 1, 8, tzinfo=dt.timezone.utc)  # the generated days plus late arrivals
 BRONZE = ("bronze.events", "bronze.quarantine", "bronze.ingest_audit")
 FAULT_DEADLINE_S = 60  # a gone NameNode must fail the stage within this, not after minutes of retries
-
-
-def _mlflow(tmp_path) -> list[str]:
-    """MLflow next to the test (its default lives under a local lake.root; HDFS artifacts would
-    need libhdfs, which the Python side does not have)."""
-    return [f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}", f"mlflow.artifact_root={tmp_path / 'mlruns'}"]
 
 
 def _rows(spark, config, name: str) -> int | None:
@@ -52,22 +50,6 @@ def _rows(spark, config, name: str) -> int | None:
 
 def _counts(spark, config, names) -> dict[str, int | None]:
     return {name: _rows(spark, config, name) for name in names}
-
-
-def _run_pipeline(config, spark) -> None:
-    """generate -> ingest -> silver -> features -> training sets -> train (propensity, lr), in the
-    suite's session: what the CLI commands run, in order."""
-    from pipelines import generate, ingest, silver
-    from pipelines.features import stage as features_stage
-    from pipelines.train import stage as train_stage
-    from pipelines.training_sets import stage as training_sets_stage
-
-    generate.run(config, spark)
-    ingest.run(config, spark, None, START, END)
-    silver.run(config, spark)
-    features_stage.run(config, spark)
-    training_sets_stage.run(config, spark)
-    train_stage.run(config, spark, jobs=["propensity"], models=["lr"])
 
 
 def test_delta_table_on_hdfs_written_and_read_back(spark, hdfs, tmp_path):  # noqa: F811
@@ -140,7 +122,7 @@ class _StopNameNodeWhenAJobRuns(threading.Thread):
             self.error = exc
 
 
-def test_namenode_gone_mid_ingest_fails_clearly_and_a_rerun_ends_with_the_same_tables(spark, own_hdfs, tmp_path):
+def test_namenode_gone_mid_ingest_fails_clearly_and_a_rerun_ends_with_the_same_tables(spark, own_hdfs, tmp_path, tiny_pipeline_on_disk):  # noqa: F811
     from pipelines import generate, ingest
     from pipelines.spark.storage import StorageError, check_roots
 
@@ -179,9 +161,7 @@ def test_namenode_gone_mid_ingest_fails_clearly_and_a_rerun_ends_with_the_same_t
     again = ingest.run(on_hdfs, spark, None, START, END)
     assert all(r.skipped for r in again)  # and it is done exactly once
 
-    on_disk = make_config(tmp_path / "d", *PIPELINE)
-    generate.run(on_disk, spark)
-    ingest.run(on_disk, spark, None, START, END)
+    on_disk = tiny_pipeline_on_disk  # the same generator and ingest interval, uninterrupted
     after_fault, uninterrupted = _counts(spark, on_hdfs, BRONZE), _counts(spark, on_disk, BRONZE)
     print("rows (HDFS after a fault and a rerun, local disk):", after_fault, uninterrupted)
     assert all(uninterrupted[name] for name in ("bronze.events", "bronze.ingest_audit")), uninterrupted
@@ -189,18 +169,16 @@ def test_namenode_gone_mid_ingest_fails_clearly_and_a_rerun_ends_with_the_same_t
 
 
 @pytest.mark.storage_e2e
+@pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # two whole pipelines in one test; on a loaded 2-core machine the HDFS half alone took ~15 min
-def test_pipeline_on_hdfs_matches_the_pipeline_on_local_disk(spark, hdfs, tmp_path):  # noqa: F811
+def test_pipeline_on_hdfs_matches_the_pipeline_on_local_disk(spark, hdfs, tmp_path, tiny_pipeline_on_disk):  # noqa: F811
     use_hdfs(spark, hdfs)
-    on_hdfs = make_config(tmp_path / "h", *PIPELINE, *hdfs_roots(hdfs, "e2e"), *_mlflow(tmp_path / "h"))
-    on_disk = make_config(tmp_path / "d", *PIPELINE, *_mlflow(tmp_path / "d"))
-    timings = {}
-    for name, config in (("hdfs", on_hdfs), ("local", on_disk)):
-        started = time.monotonic()
-        _run_pipeline(config, spark)
-        timings[name] = round(time.monotonic() - started)
-    print("pipeline seconds:", timings)
+    on_hdfs = make_config(tmp_path / "h", *PIPELINE, *hdfs_roots(hdfs, "e2e"), *mlflow_beside(tmp_path / "h"))
+    on_disk = tiny_pipeline_on_disk  # the same overrides, run once per session
+    started = time.monotonic()
+    run_tiny_pipeline(on_hdfs, spark)
+    print(f"pipeline on HDFS: {time.monotonic() - started:.0f}s")
 
     assert not (tmp_path / "h" / "lakehouse").exists() and not (tmp_path / "h" / "landing").exists()
     names = sorted(set(on_hdfs.tables.model_dump().values()))

@@ -7,7 +7,6 @@ local disk; and clear errors (naming the URI) for a missing bucket and wrong cre
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import subprocess
@@ -22,6 +21,7 @@ from pipelines.spark.session import apply_s3a_settings
 from pipelines.spark.storage import StorageError, check_roots, storage_roots
 from tests.conftest import CONF_DIR, REPO_ROOT, make_config
 from tests.services import TINY_PIPELINE
+from tests.services.baseline import tiny_pipeline_on_disk  # noqa: F401 - the session fixture
 
 pytestmark = pytest.mark.s3
 
@@ -163,26 +163,12 @@ def _run_cli(tmp_path, s3_server, overrides, log_path) -> None:
     assert proc.returncode == 0, f"the pipeline on S3 failed ({proc.returncode}):\n{log_path.read_text()[-6000:]}"
 
 
-def _run_in_process(config, spark) -> None:
-    """The commands of COMMANDS up to the training sets, called in the suite's session (training
-    writes no table of config.tables; on S3 it runs, to put MLflow's artifacts in the bucket)."""
-    from pipelines import generate, ingest, silver
-    from pipelines.features import stage as features_stage
-    from pipelines.training_sets import stage as training_sets_stage
-
-    generate.run(config, spark)
-    start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
-    ingest.run(config, spark, None, start, dt.datetime(2024, 1, 8, tzinfo=dt.timezone.utc))
-    silver.run(config, spark)
-    features_stage.run(config, spark)
-    training_sets_stage.run(config, spark)
-
-
 @pytest.mark.storage_e2e
+@pytest.mark.e2e
 @pytest.mark.slow
-@pytest.mark.timeout(1500)  # two pipeline runs; pytest.ini's 900 s is per test
-def test_pipeline_on_s3_matches_the_pipeline_on_local_disk(spark, s3_server, s3_bucket, tmp_path):
-    s3_dir, local_dir = tmp_path / "s3", tmp_path / "local"
+@pytest.mark.timeout(1500)  # the pipeline on S3, and the local baseline when this test is the first to need it
+def test_pipeline_on_s3_matches_the_pipeline_on_local_disk(spark, s3_server, s3_bucket, tmp_path, tiny_pipeline_on_disk):  # noqa: F811
+    s3_dir = tmp_path / "s3"
     s3_dir.mkdir()
     # make_config's Spark settings too: the CLI loads the config itself
     overrides = [
@@ -195,11 +181,8 @@ def test_pipeline_on_s3_matches_the_pipeline_on_local_disk(spark, s3_server, s3_
     s3_seconds = time.monotonic() - started
     assert f"storage checked: ['s3a://{s3_bucket}/lakehouse', 's3a://{s3_bucket}/landing']" in (s3_dir / "pipeline.log").read_text()
 
-    on_disk = make_config(local_dir, *PIPELINE)
-    started = time.monotonic()
-    _run_in_process(on_disk, spark)
-    local_seconds = time.monotonic() - started
-    print(f"pipeline on S3 (CLI, fresh driver): {s3_seconds:.0f}s; on local disk (in process): {local_seconds:.0f}s")
+    on_disk = tiny_pipeline_on_disk  # the same overrides, run once per session in the suite's driver
+    print(f"pipeline on S3 (CLI, fresh driver): {s3_seconds:.0f}s")
 
     # Everything the pipeline writes lives in the bucket: landing files, tables, MLflow artifacts.
     keys = s3_server.keys(s3_bucket)
