@@ -46,3 +46,8 @@ def spark(tmp_path_factory):
 def config(tmp_path) -> ClickmlConfig:
     """A fresh config whose lakehouse and landing zone live in this test's tmp_path."""
     return make_config(tmp_path)
+
+
+# Session fixtures shared by modules are registered here, once: imported in each module, a
+# session-scoped fixture is a fixture per module. Imported last: it uses make_config above.
+from tests.services.baseline import tiny_pipeline_on_disk  # noqa: E402, F401

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 class Tracking:
     tracking_uri: str
     registry_uri: str
-    artifact_root: str
+    artifact_root: str | None
+    """None: the tracking server's default artifact root."""
     experiment_id: str
 
     @property
@@ -44,11 +45,20 @@ def _local_root(config: ClickmlConfig) -> Path | None:
     return None if "://" in root else Path(root)
 
 
-def default_uris(config: ClickmlConfig) -> tuple[str, str]:
-    """(tracking URI, artifact root) with the embedded defaults filled in."""
+SERVER_SCHEMES = ("http://", "https://", "databricks")
+
+
+def default_uris(config: ClickmlConfig) -> tuple[str, str | None]:
+    """(tracking URI, artifact root) with the embedded defaults filled in.
+
+    With a tracking server and no `mlflow.artifact_root`, the artifact root is None: the server's
+    own default artifact root (`mlflow server --default-artifact-root`) applies.
+    """
     local = _local_root(config)
     tracking = config.mlflow.tracking_uri
     artifacts = config.mlflow.artifact_root
+    if tracking is not None and artifacts is None and tracking.startswith(SERVER_SCHEMES):
+        return tracking, None
     if tracking is None or artifacts is None:
         if local is None:
             raise TrackingError(
@@ -71,8 +81,11 @@ def configure(config: ClickmlConfig) -> Tracking:
     name = config.mlflow.experiment
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is None:
-        location = artifact_root if "://" in artifact_root else Path(artifact_root).as_uri()
-        experiment_id = mlflow.create_experiment(name, artifact_location=f"{location.rstrip('/')}/{name}")
+        if artifact_root is None:  # the tracking server's default artifact root
+            experiment_id = mlflow.create_experiment(name)
+        else:
+            location = artifact_root if "://" in artifact_root else Path(artifact_root).as_uri()
+            experiment_id = mlflow.create_experiment(name, artifact_location=f"{location.rstrip('/')}/{name}")
         log.info("mlflow: created experiment %s (%s)", name, experiment_id)
     else:
         experiment_id = experiment.experiment_id

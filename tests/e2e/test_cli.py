@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pipelines.lake import Lake
 from tests.conftest import CONF_DIR, make_config
 
@@ -37,6 +39,7 @@ def test_config_error_exits_2_with_the_key_path():
     assert "--set: spark.mastr: unknown key; allowed keys here:" in proc.stderr
 
 
+@pytest.mark.slow
 def test_lake_history_files_and_vacuum(spark, tmp_path):
     lake = Lake(make_config(tmp_path), spark)
     location = lake.location("demo.cli")

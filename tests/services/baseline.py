@@ -4,7 +4,7 @@ The S3 and HDFS tests each run the whole pipeline on their storage and compare e
 count with the same run on local disk; the local run is the same for all of them (same overrides,
 same seed), so it runs once per test session.
 
-    from tests.services.baseline import tiny_pipeline_on_disk  # noqa: F401  (registers the fixture)
+    def test_x(spark, tiny_pipeline_on_disk): ...   # registered in tests/conftest.py
 """
 
 from __future__ import annotations

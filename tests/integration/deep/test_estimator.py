@@ -56,6 +56,7 @@ def _auc(frame: pd.DataFrame) -> float:
 
 
 @pytest.mark.parametrize("backend", ["horovod"])
+@pytest.mark.slow
 def test_learns_checkpoints_best_epoch_and_matches_the_logged_model(spark, tmp_path, backend):
     _require(backend)
     import mlflow
@@ -103,6 +104,7 @@ def _worker_processes() -> list[psutil.Process]:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.slow
 def test_a_failing_worker_is_a_clear_error_in_bounded_time(spark, tmp_path, backend):
     """Rank 1's shard of the snapshot has null labels: it fails while rank 0 is healthy and
     waiting for it in a collective. The run must end quickly with the rank's own error."""

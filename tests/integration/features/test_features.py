@@ -32,6 +32,7 @@ def built(spark, tmp_path_factory):
     return config, lake
 
 
+@pytest.mark.slow
 def test_features_build_incrementally_and_late_data_rebuilds_only_covered_dates(spark, built):
     config, lake = built
     first = features_stage.run(config, spark, lake=lake)
@@ -69,6 +70,7 @@ def test_training_sets_are_time_split_and_report_their_balance(spark, built):
     assert "train" in result.report() and "positive" in result.report()
 
 
+@pytest.mark.slow
 def test_gold_and_training_set_suites_pass_on_generated_data(spark, built):
     from pipelines import validate
 
@@ -81,6 +83,7 @@ def test_gold_and_training_set_suites_pass_on_generated_data(spark, built):
         assert result.success, result.failure_message()
 
 
+@pytest.mark.slow
 def test_new_windows_replace_the_tables_schema_and_rebuild_every_date(spark, built, monkeypatch):
     # Bug: a new `features.windows_days` changes the tables' columns, and every later run, with
     # --full-refresh too, failed with a schema mismatch until the gold tables were deleted by hand.

@@ -272,6 +272,7 @@ KILLED_STREAM = KILLED_INGEST.replace(
 # 2: the first micro-batch's bronze committed, its audit not; 3: the first micro-batch complete and
 # checkpointed, the second one's quarantine committed.
 @pytest.mark.parametrize("after", [2, 3])
+@pytest.mark.slow
 def test_incremental_killed_mid_batch_and_rerun_ends_like_an_uninterrupted_run(spark, tmp_path, generated, after):
     landing, gen = generated
     reference_config, reference = lake_for(spark, tmp_path / "reference", landing)
@@ -326,6 +327,7 @@ def test_per_file_numbering_ingests_like_numbering_by_block(spark, tmp_path, gen
     assert bronze_leftovers(per_file, config) == []
 
 
+@pytest.mark.slow
 def test_numbering_falls_back_to_blocks_when_files_share_a_partition(spark, tmp_path, generated, monkeypatch):
     landing, _ = generated
     window = (dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 2))
@@ -373,6 +375,7 @@ def test_replayed_file_is_counted_as_already_in_bronze(spark, tmp_path, generate
     assert bronze_leftovers(lake, config) == []
 
 
+@pytest.mark.slow
 def test_a_retry_restamped_across_midnight_is_already_in_bronze(spark, tmp_path):
     # Bug: the check against bronze matched the event id on the same event date only, so a
     # client retry re-stamped after midnight landed in bronze a second time.

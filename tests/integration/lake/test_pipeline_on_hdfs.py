@@ -27,7 +27,6 @@ from tests.services.baseline import (
     START,
     mlflow_beside,
     run_tiny_pipeline,
-    tiny_pipeline_on_disk,  # noqa: F401 - the session fixture
 )
 from tests.services.hdfs import hdfs, hdfs_roots, use_hdfs  # noqa: F401 - the session fixture
 
@@ -122,6 +121,7 @@ class _StopNameNodeWhenAJobRuns(threading.Thread):
             self.error = exc
 
 
+@pytest.mark.slow
 def test_namenode_gone_mid_ingest_fails_clearly_and_a_rerun_ends_with_the_same_tables(spark, own_hdfs, tmp_path, tiny_pipeline_on_disk):  # noqa: F811
     from pipelines import generate, ingest
     from pipelines.spark.storage import StorageError, check_roots

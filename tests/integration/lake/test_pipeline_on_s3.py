@@ -21,7 +21,6 @@ from pipelines.spark.session import apply_s3a_settings
 from pipelines.spark.storage import StorageError, check_roots, storage_roots
 from tests.conftest import CONF_DIR, REPO_ROOT, make_config
 from tests.services import TINY_PIPELINE
-from tests.services.baseline import tiny_pipeline_on_disk  # noqa: F401 - the session fixture
 
 pytestmark = pytest.mark.s3
 

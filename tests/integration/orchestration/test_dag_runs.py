@@ -41,6 +41,7 @@ def _land(tmp_path, date: str, hour: str) -> None:
     (folder / "part-0.jsonl").write_text('{"event_id": "e1"}\n')
 
 
+@pytest.mark.slow
 def test_ingest_gets_the_interval_and_the_gate_failure_stops_the_etl(tmp_path, fake_spark):
     _land(tmp_path, "2024-01-03", "10")
     env = airflow_env(tmp_path, ["orchestration.ingest.sensor.poke_interval_seconds=1",

@@ -27,6 +27,7 @@ def sessions_signature(lake, config):
     return sorted(tuple(r) for r in rows)  # small test table
 
 
+@pytest.mark.slow
 def test_sessions_match_the_generator_truth(spark, tmp_path, landing):
     gen_config, _ = landing
     config = make_config(tmp_path, f"landing.root={gen_config.landing.root}")
@@ -41,6 +42,7 @@ def test_sessions_match_the_generator_truth(spark, tmp_path, landing):
     assert silver.run(config, spark, lake=lake).dates == []  # nothing new: nothing rebuilt
 
 
+@pytest.mark.slow
 def test_incremental_runs_with_late_data_equal_a_full_build(spark, tmp_path, landing):
     gen_config, _ = landing
     config = make_config(tmp_path / "inc", f"landing.root={gen_config.landing.root}")
@@ -100,6 +102,7 @@ def test_bots_are_removed_and_recorded(spark, tmp_path):
     assert session.user_id == "human" and session.events == 10
 
 
+@pytest.mark.slow
 def test_heavy_users_are_caught_and_do_not_disturb_normal_sessions(spark, tmp_path):
     config = make_config(
         tmp_path, "generator.users=30", "generator.days=1", "generator.heavy_users.count=1",
@@ -119,6 +122,7 @@ def test_heavy_users_are_caught_and_do_not_disturb_normal_sessions(spark, tmp_pa
     assert result.sessions_written == truth.count()
 
 
+@pytest.mark.slow
 def test_a_bot_day_read_as_context_leaves_the_session_crossing_into_the_rebuilt_days(spark, tmp_path):
     # Bug: bot flags were applied only on the rebuilt days, so when a late event rebuilt Mar 2..4,
     # the bot's flagged Mar 1 events (context) stayed in the session crossing midnight; that
@@ -147,6 +151,7 @@ def test_a_bot_day_read_as_context_leaves_the_session_crossing_into_the_rebuilt_
     assert [r.event_date for r in lake.read(config.tables.silver_bot_users).collect()] == [dt.date(2024, 3, 1)]
 
 
+@pytest.mark.slow
 def test_a_copy_re_sent_with_an_earlier_time_leaves_the_day_of_the_copy_kept_before(spark, tmp_path):
     # Bug: the second run kept the new, earlier copy (Jan 3) but rebuilt only Jan 2..4, so the
     # Jan 5 copy kept by the first run stayed in silver: one event on two days.
@@ -165,6 +170,7 @@ def test_a_copy_re_sent_with_an_earlier_time_leaves_the_day_of_the_copy_kept_bef
     assert sessions_signature(lake, config) == incremental
 
 
+@pytest.mark.slow
 def test_a_bot_flag_moving_off_a_rebuilt_day_rewrites_the_session_crossing_out_of_it(spark, tmp_path):
     # Bug: a late event moved u2's giant session (and so its bot flag) from Jan 11 to Jan 10; u2's
     # session crossing Jan 11 -> 12 then started on Jan 11 and was written there, but the old

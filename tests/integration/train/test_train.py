@@ -45,6 +45,7 @@ def csv_table(tmp_path):
     return str(path)
 
 
+@pytest.mark.slow
 def test_binary_job_on_a_csv_logs_registers_and_promotes(spark, tmp_path, csv_table):
     weak = {"algorithm": "random_forest", "params": {"numTrees": 2, "maxDepth": 1}}
     first = stage.run(make_config(tmp_path, _job(csv_table, "csv", {"weak": weak})), spark, jobs=["binary"])
@@ -85,6 +86,7 @@ def test_binary_job_on_a_csv_logs_registers_and_promotes(spark, tmp_path, csv_ta
     assert len(scored) == 20 and scored["score"].between(0, 1).all()
 
 
+@pytest.mark.slow
 def test_regression_multiclass_and_als_on_parquet_and_delta(spark, tmp_path):
     rng = np.random.default_rng(5)
     n = 400
@@ -161,6 +163,7 @@ def test_training_works_after_the_session_used_an_observation(spark, tmp_path, c
     assert result.models[0].metrics["roc_auc"] > 0.7
 
 
+@pytest.mark.slow
 def test_models_registered_in_parallel_get_one_champion_decision(spark, tmp_path, csv_table):
     """Parallel tasks register only (--no-promote); `promote` decides once per run group, so the
     worse model cannot overwrite the better one's champion alias."""

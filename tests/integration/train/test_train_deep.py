@@ -11,6 +11,7 @@ import json
 import mlflow
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from mlflow import MlflowClient
 
@@ -27,6 +28,7 @@ def _frame(n: int, seed: int) -> pd.DataFrame:
     return _binary_frame(n, seed, app_effect=1.5, intercept=-0.5)
 
 
+@pytest.mark.slow
 def test_deep_model_trains_logs_and_becomes_champion(spark, tmp_path):
     models = {
         "weak": {"algorithm": "random_forest", "params": {"numTrees": 2, "maxDepth": 1}},

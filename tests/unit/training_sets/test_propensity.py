@@ -105,6 +105,7 @@ def test_user_product_examples_join_every_entity(spark):
 
 
 @pytest.mark.parametrize("unit", ["user", "user_product"])
+@pytest.mark.slow
 def test_events_at_or_after_the_cutoff_never_change_a_feature(spark, unit):
     """The leakage test: add and change events at and after the cutoff; every feature value of
     every example stays the same (only labels may change)."""
