@@ -38,6 +38,10 @@ def test_local_defaults(tmp_path):
     assert settings["spark.sql.catalog.spark_catalog"] == DELTA_CATALOG
     assert "spark.jars" not in settings
     assert not any(k.startswith("spark.executor.resource") for k in settings)
+    # Delta on a local master: snapshots in one task, no checksum files; empty commits recorded
+    assert settings["spark.databricks.delta.snapshotPartitions"] == "1"
+    assert settings["spark.databricks.delta.writeChecksumFile.enabled"] == "false"
+    assert settings["spark.databricks.delta.skipRecordingEmptyCommits"] == "false"
 
 
 def test_standalone_master_and_executor_sizing(tmp_path):
@@ -49,6 +53,9 @@ def test_standalone_master_and_executor_sizing(tmp_path):
     assert settings["spark.executor.memory"] == "6g"
     assert settings["spark.executor.cores"] == "3"
     assert "spark.driver.host" not in settings
+    # Delta's cluster defaults stay, except that empty commits are recorded (the writer finds them)
+    assert "spark.databricks.delta.snapshotPartitions" not in settings
+    assert settings["spark.databricks.delta.skipRecordingEmptyCommits"] == "false"
 
 
 def test_gpu_resources_when_the_profile_asks(tmp_path):
