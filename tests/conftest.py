@@ -36,8 +36,20 @@ def spark(tmp_path_factory):
     """One local SparkSession for the whole test session (JVM start-up is the slow part)."""
     os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
     base = tmp_path_factory.mktemp("spark")
-    config = make_config(base, f"spark.local_dir={base / 'scratch'}", "spark.driver_memory=1g")
-    session = build_session(config, extra={"spark.sql.warehouse.dir": str(base / "warehouse")})
+    # 2g: with 1g, the whole suite (storage end-to-end runs included) filled the old generation
+    # by the unit tests at its end (99.9%, ~900 s of full GCs, a test failed). Delta keeps a
+    # DeltaLog (with its cached snapshot state) per table path for 60 minutes, up to 10000 of
+    # them; the suite creates hundreds of tables in tmp folders, so at most 50 are kept.
+    config = make_config(base, f"spark.local_dir={base / 'scratch'}", "spark.driver_memory=2g")
+    session = build_session(config, extra={
+        "spark.sql.warehouse.dir": str(base / "warehouse"),
+        "spark.databricks.delta.log.cacheSize": "50",
+        # The status store keeps 1000 SQL executions (with their plans and metrics) by default:
+        # the largest share of what stays live in a long test session.
+        "spark.sql.ui.retainedExecutions": "100",
+        "spark.ui.retainedJobs": "200",
+        "spark.ui.retainedStages": "200",
+    })
     yield session
     session.stop()
 
