@@ -55,6 +55,7 @@ def test_features_build_incrementally_and_late_data_rebuilds_only_covered_dates(
     assert sorted(map(tuple, lake.read(config.tables.user_features).collect())) == incremental
 
 
+@pytest.mark.slow
 def test_training_sets_are_time_split_and_report_their_balance(spark, built):
     config, lake = built
     result = training_sets_stage.run(config, spark, lake=lake)

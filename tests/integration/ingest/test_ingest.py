@@ -146,6 +146,7 @@ def test_incremental_takes_each_file_once(spark, tmp_path, generated):
     assert ingest.run(config, spark, "clickstream", lake=lake) == []  # nothing new
 
 
+@pytest.mark.slow
 def test_a_new_checkpoint_still_takes_new_files(spark, tmp_path, generated):
     # Bug: batch ids were <source>:stream:<epoch>; a deleted checkpoint restarted at epoch 0, the
     # audit said those batches were complete, and the files of the new epochs (a new one among

@@ -72,6 +72,7 @@ def test_ingest_gets_the_interval_and_the_gate_failure_stops_the_etl(tmp_path, f
     assert "application=" in gate_log and "jobs/validate.py" in gate_log
 
 
+@pytest.mark.slow
 def test_a_failed_model_fails_the_training_run_after_the_others_are_promoted(tmp_path, fake_spark):
     # Bug: the run's only leaves were the promote tasks (all_done_min_one_success), so a run
     # whose model failed ended `success`.

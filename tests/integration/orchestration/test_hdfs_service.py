@@ -112,6 +112,7 @@ def test_a_taken_port_is_a_clear_error_and_starts_nothing(tmp_path):
     assert service.running("namenode") is None and service.running("datanode") is None
 
 
+@pytest.mark.slow
 def test_cli_up_status_down_stop_exactly_what_up_started(tmp_path, capsys):
     folder = tmp_path / "stack-hdfs"
     port, http_port = free_ports(2)

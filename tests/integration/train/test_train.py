@@ -145,6 +145,7 @@ def test_regression_multiclass_and_als_on_parquet_and_delta(spark, tmp_path):
     assert not again.decision.promoted and "NaN" not in again.decision.reason
 
 
+@pytest.mark.slow
 def test_training_works_after_the_session_used_an_observation(spark, tmp_path, csv_table):
     """Regression: once a session used DataFrame.observe, Spark 4.1 failed model selection in it
     ("Task not serializable: ObservationManager"); the stage now trains in a child session."""

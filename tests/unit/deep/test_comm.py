@@ -47,6 +47,7 @@ def _process(rank: int, ports: list[int]) -> None:
         _one_run()
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_tear_down_right_after_their_last_collective():
     pytest.importorskip("torch.distributed", reason="torch without distributed support")
     ports = free_ports(RUNS)
