@@ -54,7 +54,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["pipelines", "pipelines.*"]),
-    package_data={"pipelines": ["py.typed"]},
+    package_data={"pipelines": ["py.typed", "spark/log4j2-clickml.properties"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={"console_scripts": ["clickml = pipelines.cli:main"]},

@@ -91,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"clickml: configuration error: {exc}", file=sys.stderr)
         return 2
+    global _LOG_FILE
+    _LOG_FILE = _start_log_file(config, args.command)
     if (getattr(args, "start", None) is None) != (getattr(args, "end", None) is None):
         parser.error("--start and --end go together (an interval), or neither (incremental)")
     handler = {
@@ -109,13 +111,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (LakeError, FeaturesError, TrainingSetError, TrainError, StorageError) as exc:
         print(f"clickml: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if _LOG_FILE is not None and args.command != "demo":  # the demo prints it in its summary
+            print(f"clickml: full log (with Spark's): {_LOG_FILE}", file=sys.stderr)
+
+
+_LOG_FILE = None
+"""This command's log file (`logging.dir`), None without one."""
+QUIET_COMMANDS = ("config",)
+"""Commands that print machine-readable output and start no Spark: no log file."""
+
+
+def _start_log_file(config: ClickmlConfig, command: str):
+    """The log file of this command (None when `logging.dir` is null), with logging sent to it."""
+    from pathlib import Path
+
+    from pipelines.logs import configure_logging, log_file
+
+    if config.logging.dir is None or command in QUIET_COMMANDS:
+        return None
+    path = log_file(Path(config.logging.dir), command)  # absolute: the loader resolved it
+    try:
+        configure_logging(config.logging.level, path)
+    except OSError as exc:
+        print(f"clickml: cannot write the log file {path} ({exc}); logging to the console only", file=sys.stderr)
+        return None
+    return path
 
 
 def _spark(config: ClickmlConfig):
     from pipelines.spark import build_session
     from pipelines.spark.storage import check_roots
 
-    spark = build_session(config)
+    spark = build_session(config, log_file=_LOG_FILE)
     check_roots(config, spark)  # a missing bucket, bad credentials or a NameNode away: one clear line
     return spark
 
@@ -125,6 +153,8 @@ def _demo(config: ClickmlConfig, args: argparse.Namespace) -> int:
 
     summary = demo.run(config, _spark(config))
     print(demo.format_summary(summary))
+    if _LOG_FILE is not None:
+        print(f"Full log (stages, Spark's own lines): {_LOG_FILE}")
     return 0
 
 

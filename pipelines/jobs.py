@@ -13,6 +13,9 @@ def config_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     """Add --profile, --conf-dir and --set to a parser."""
     parser.add_argument("--profile", help="config profile: local, standalone, cluster (default: $CLICKML_PROFILE or local)")
     parser.add_argument("--conf-dir", help="config directory holding base.yaml (default: $CLICKML_CONF_DIR or ./conf)")
+    parser.add_argument("--config", dest="user_config", metavar="FILE",
+                        help="your YAML file merged over base + profile, e.g. a training job for your own table "
+                             "(default: $CLICKML_CONFIG)")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a config value, e.g. --set spark.master=local[2] (repeatable)",
@@ -21,7 +24,8 @@ def config_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
 
 
 def config_from_args(args: argparse.Namespace) -> ClickmlConfig:
-    config = load_config(profile=args.profile, conf_dir=args.conf_dir, overrides=args.overrides)
+    config = load_config(profile=args.profile, conf_dir=args.conf_dir, overrides=args.overrides,
+                         user_config=getattr(args, "user_config", None))
     configure_logging(config.logging.level)
     return config
 

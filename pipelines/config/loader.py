@@ -5,6 +5,10 @@
   else the `conf/` directory of the source checkout.
 - `${VAR}` and `${VAR:-default}` in string values are replaced from the environment (secrets
   stay out of the files); `$${` is a literal `${`.
+- A user config file (the `user_config` argument, else `$CLICKML_CONFIG`; `clickml --config
+  my.yaml`) is merged over base + profile, so a job or a setting can be added without copying
+  `conf/`. Relative paths in it (lake.root, landing.root, logging.dir, a job's data.path) are
+  taken from that file's folder.
 - Overrides (`--set spark.master=local[2]`) are applied last; values are parsed as YAML.
 - Errors name the file, the key path and, for unknown keys, the allowed keys.
 """
@@ -23,6 +27,7 @@ from pipelines.config.models import ClickmlConfig
 
 ENV_PROFILE = "CLICKML_PROFILE"
 ENV_CONF_DIR = "CLICKML_CONF_DIR"
+ENV_USER_CONFIG = "CLICKML_CONFIG"
 DEFAULT_PROFILE = "local"
 OVERRIDES_SOURCE = "--set"
 
@@ -62,8 +67,9 @@ def load_config(
     conf_dir: str | os.PathLike[str] | None = None,
     overrides: Iterable[str] = (),
     env: Mapping[str, str] | None = None,
+    user_config: str | os.PathLike[str] | None = None,
 ) -> ClickmlConfig:
-    """Load, merge, interpolate and validate the configuration for a profile."""
+    """Load, merge, interpolate and validate the configuration for a profile (and a user file)."""
     env = os.environ if env is None else env
     directory = resolve_conf_dir(conf_dir)
     profile = profile or env.get(ENV_PROFILE) or DEFAULT_PROFILE
@@ -77,6 +83,14 @@ def load_config(
     for path in (directory / "base.yaml", profile_file):
         data = _interpolate(_read_yaml(path), str(path), (), env)
         _merge(merged, data, str(path), (), origins)
+    user_file = user_config or env.get(ENV_USER_CONFIG)
+    if user_file:
+        path = Path(user_file).expanduser().resolve()
+        if not path.is_file():
+            given = "--config" if user_config else f"${ENV_USER_CONFIG}"
+            raise ConfigError(f"{given}: user config file {path} does not exist")
+        data = _anchor_paths(_interpolate(_read_yaml(path), str(path), (), env), path.parent)
+        _merge(merged, data, str(path), (), origins)
     if overrides:
         _merge(merged, _parse_overrides(overrides), OVERRIDES_SOURCE, (), origins)
 
@@ -88,6 +102,24 @@ def load_config(
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, origins, str(directory / "base.yaml"))) from None
     return _resolve_paths(config, directory.parent)
+
+
+def _anchor_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Relative local paths of a user config file, made absolute against its folder."""
+
+    def absolute(value: Any) -> Any:
+        if not isinstance(value, str) or not value or _URI_SCHEME.match(value) or value.startswith(("file:", "/")):
+            return value
+        return str((folder / value).resolve())
+
+    for section, key in (("lake", "root"), ("landing", "root"), ("logging", "dir")):
+        if isinstance(data.get(section), dict) and key in data[section]:
+            data[section][key] = absolute(data[section][key])
+    jobs = data.get("training", {}).get("jobs") if isinstance(data.get("training"), dict) else None
+    for job in (jobs or {}).values() if isinstance(jobs, dict) else ():
+        if isinstance(job, dict) and isinstance(job.get("data"), dict) and "path" in job["data"]:
+            job["data"]["path"] = absolute(job["data"]["path"])
+    return data
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -228,4 +260,6 @@ def _resolve_paths(config: ClickmlConfig, project_root: Path) -> ClickmlConfig:
 
     config.lake.root = absolute(config.lake.root)
     config.landing.root = absolute(config.landing.root)
+    if config.logging.dir is not None:
+        config.logging.dir = absolute(config.logging.dir)
     return config

@@ -332,6 +332,25 @@ Algorithm = Literal[
 `deep_mlp` (categorical embeddings + MLP) and `wide_and_deep`; both for binary and regression."""
 
 
+class RandomSplitSpec(Section):
+    """A random split of a table's rows, optionally stratified by the label."""
+
+    test: float = Field(default=0.2, gt=0.0, lt=1.0)
+    """Share of the rows in the test split."""
+    validation: float = Field(default=0.2, ge=0.0, lt=1.0)
+    """Share of the rows in the validation split (calibration, threshold, early stopping)."""
+    stratify: bool = False
+    """Keep each label value's share the same in every split (classification labels)."""
+    seed: int = 42
+    """Seed of the row hash that places each row (the same rows land in the same split every run)."""
+
+    @model_validator(mode="after")
+    def _leaves_training_rows(self) -> RandomSplitSpec:
+        if self.test + self.validation >= 1.0:
+            raise ValueError(f"test + validation must leave rows for training (< 1), got {self.test} + {self.validation}")
+        return self
+
+
 class DataSpec(Section):
     """Where a training job's table is and how it is split."""
 
@@ -349,15 +368,21 @@ class DataSpec(Section):
     """A column holding train / validation / test per row (e.g. the training sets' `split`)."""
     time_column: str | None = None
     """Without `split_column`: split by time, the latest rows test, the ones before validation."""
+    split: RandomSplitSpec | None = None
+    """A random split by a hash of each row, e.g. {test: 0.2, validation: 0.15, stratify: true,
+    seed: 42}; instead of split_column or time_column."""
     validation_share: float = Field(default=0.2, ge=0.0, lt=1.0)
     test_share: float = Field(default=0.2, gt=0.0, lt=1.0)
     seed: int = 42
-    """Seed of the random split (neither split_column nor time_column) and of the models."""
+    """Seed of the models (and of the random split when `split` is not given)."""
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSpec:
         if (self.table is None) == (self.path is None):
             raise ValueError("give exactly one of table (a lakehouse Delta table) or path (with format)")
+        given = [k for k in ("split_column", "time_column") if getattr(self, k)]
+        if self.split is not None and given:
+            raise ValueError(f"give one way to split: split (random) or {given[0]}, not both")
         if self.validation_share + self.test_share >= 1.0:
             raise ValueError("validation_share + test_share must leave rows for training (< 1)")
         return self
@@ -367,15 +392,23 @@ class SearchSpec(Section):
     """Hyperparameter search on Spark."""
 
     method: Literal["none", "grid", "random"] = "none"
-    """`grid`: every combination of `grid`; `random`: `samples` combinations drawn from it."""
+    """`grid`: every combination of `grid`; `random`: `trials` combinations drawn from `grid`, or,
+    without a grid, from the algorithm's default search space (pipelines/train/spaces.py)."""
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     """Estimator parameter (pyspark.ml name, e.g. regParam) -> values to try."""
-    samples: int = Field(default=8, ge=1)
+    trials: int = Field(default=8, ge=1)
+    """Random search: how many combinations to try."""
     validation: Literal["cross_validation", "train_validation_split"] = "train_validation_split"
     folds: int = Field(default=3, ge=2)
     train_ratio: float = Field(default=0.8, gt=0.0, lt=1.0)
     parallelism: int = Field(default=2, ge=1)
     """Models fitted in parallel by the search."""
+
+    @model_validator(mode="after")
+    def _grid_given(self) -> SearchSpec:
+        if self.method == "grid" and not self.grid:
+            raise ValueError("a grid search needs search.grid (parameter -> values); or method: random, which has default spaces")
+        return self
 
 
 class ModelSpec(Section):
@@ -389,6 +422,8 @@ class ModelSpec(Section):
     search: SearchSpec = Field(default_factory=SearchSpec)
     class_weights: Literal["none", "balanced"] | None = None
     """Overrides the job's `class_weights` for this model (None: the job's)."""
+    calibration: Literal["auto", "platt", "isotonic", "none"] | None = None
+    """Overrides the job's `calibration` for this model (None: the job's)."""
 
 
 class RegistrySpec(Section):
@@ -436,8 +471,15 @@ class TrainJobSpec(Section):
     """Categorical columns; default: the string and boolean feature columns."""
     weight: str | None = None
     """Optional weight column."""
+    positive: str | int | float | bool | None = None
+    """Binary: the label value meaning positive (e.g. yes, TRUE, purchased); other non-null values
+    are negative. Default: the label holds 0/1 (or true/false)."""
     class_weights: Literal["none", "balanced"] = "balanced"
     """Classification: `balanced` weighs each class by n / (classes x class count) (times `weight`)."""
+    calibration: Literal["auto", "platt", "isotonic", "none"] = "auto"
+    """Binary: map the model's P(1) to a calibrated probability, fitted on the validation split and
+    stored in the registered model: Platt scaling, isotonic regression, `auto` (the one with the
+    lower log loss on held-out validation rows) or `none` (pipelines/train/calibration.py)."""
     threshold: Literal["f1", "fixed"] = "f1"
     """Binary decision threshold: maximise F1 on the validation split, or `fixed_threshold`."""
     fixed_threshold: float = Field(default=0.5, gt=0.0, lt=1.0)
@@ -457,6 +499,8 @@ class TrainJobSpec(Section):
     def _consistent(self) -> TrainJobSpec:
         if self.task != "recommendation" and not self.label:
             raise ValueError(f"task {self.task} needs a label column")
+        if self.positive is not None and self.task != "binary":
+            raise ValueError(f"positive applies to binary jobs only, not {self.task}")
         ranking = {"als"}
         for name, model in self.models.items():
             if (model.algorithm in ranking) != (self.task == "recommendation"):
@@ -467,6 +511,8 @@ class TrainJobSpec(Section):
                 raise ValueError(f"model {name}: {model.algorithm} supports tasks binary and regression, not {self.task}")
             if model.algorithm in ("deep_mlp", "wide_and_deep") and model.search.method != "none":
                 raise ValueError(f"model {name}: {model.algorithm} does not support search; set params directly")
+            if model.calibration not in (None, "none") and self.task != "binary":
+                raise ValueError(f"model {name}: calibration {model.calibration} applies to binary jobs only, not {self.task}")
             if self.task in ("binary", "multiclass") and model.algorithm.endswith("regression") and model.algorithm != "logistic_regression":
                 raise ValueError(f"model {name}: {model.algorithm} is a regressor; task {self.task} needs a classifier")
         if self.registry is not None and self.registry.metric is None:
@@ -492,6 +538,10 @@ class LoggingConfig(Section):
     """Log level of the `pipelines` loggers."""
     spark_level: Literal["DEBUG", "INFO", "WARN", "ERROR"] = "WARN"
     """Log level of the Spark JVM (`SparkContext.setLogLevel`)."""
+    dir: str | None = "logs"
+    """Where each `clickml` command writes its full log (its Python logs and the Spark JVM's), as
+    clickml-<command>-<time>-<pid>.log; relative to the project root; null: console only. The
+    console shows the stages, progress and summaries; Spark's own lines go to the file only."""
 
 
 class ClickmlConfig(Section):

@@ -351,6 +351,15 @@ class DeepModelState:
     checkpoint_uri: str
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def calibrator(self):
+        """The `pipelines.train.calibration.Calibrator` fitted after training (binary), or None."""
+        values = self.extra.get("calibration")
+        if not values:
+            return None
+        from pipelines.train.calibration import Calibrator
+
+        return Calibrator.from_dict(values)
+
     def to_bytes(self) -> bytes:
         import torch
 
@@ -391,8 +400,13 @@ class Scorer:
         return out
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """P(1), calibrated when the model carries a calibrator (binary), or the prediction."""
         raw = self.raw(frame)
-        return 1.0 / (1.0 + np.exp(-raw)) if self.state.task == "binary" else raw
+        if self.state.task != "binary":
+            return raw
+        p = 1.0 / (1.0 + np.exp(-raw))
+        calibrator = self.state.calibrator()
+        return p if calibrator is None else calibrator.apply(p)
 
 
 class DeepTabularModel(Model, _DeepParams):
@@ -444,6 +458,10 @@ class DeepTabularModel(Model, _DeepParams):
         prediction = self.value("predictionCol")
         if self.state.task == "binary":
             p = 1.0 / (1.0 + F.exp(-F.col(raw_name)))
+            calibrator = self.state.calibrator()
+            if calibrator is not None:  # fitted on the validation split after training
+                scored = scored.withColumn("__deep_p", calibrator.column(p))
+                p = F.col("__deep_p")
             scored = (
                 scored.withColumn(self.value("rawPredictionCol"), array_to_vector(F.array(-F.col(raw_name), F.col(raw_name))))
                 .withColumn(self.value("probabilityCol"), array_to_vector(F.array(1.0 - p, p)))
@@ -451,7 +469,7 @@ class DeepTabularModel(Model, _DeepParams):
             )
         else:
             scored = scored.withColumn(prediction, F.col(raw_name))
-        return scored.drop(raw_name)
+        return scored.drop(raw_name, "__deep_p")
 
     # -- persistence (the MLflow flavor and plain files) ----------------------------------------
     def to_bytes(self) -> bytes:
@@ -475,11 +493,13 @@ class DeepTabularModel(Model, _DeepParams):
 
     @classmethod
     def from_checkpoint(cls, checkpoint_uri: str, like: DeepTabularModel, storage_options: dict | None = None) -> DeepTabularModel:
-        """A model with the weights of a `best.pt` checkpoint (the encoding and shape of `like`)."""
+        """A model with the weights of a `best.pt` checkpoint (the encoding, shape and calibration of `like`)."""
         parent, _, name = checkpoint_uri.rstrip("/").rpartition("/")
         saved = CheckpointStore(parent, storage_options or {}).get_torch(name)
         state = DeepModelState(**{**like.state.__dict__, "state_dict": saved["state_dict"], "best_epoch": int(saved["epoch"]),
-                                  "best_metric": float(saved["value"]), "extra": {}})
+                                  "best_metric": float(saved["value"]),
+                                  # the calibration fitted on the best epoch's scores stays with it
+                                  "extra": {k: v for k, v in like.state.extra.items() if k == "calibration"}})
         model = cls(state)
         model._set(**{n: like.value(n) for n in ("predictionCol", "probabilityCol", "rawPredictionCol", "threshold")})
         return model

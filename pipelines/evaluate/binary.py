@@ -6,7 +6,8 @@ aggregate over that frame, and only bounded results reach the driver: one row of
 docs/evaluation.md): predicted positive iff score >= threshold; ROC AUC is the trapezoidal area over
 distinct thresholds (= `roc_auc_score`); PR AUC is average precision, sum_n (R_n - R_{n-1}) P_n over
 distinct thresholds (= `average_precision_score`); log loss clips probabilities to
-[eps, 1 - eps], eps = 2.22e-16 (= `log_loss`). With `weight_col`, every sum is weighted
+[eps, 1 - eps], eps = 2.22e-16 (= `log_loss`); `base_rate_log_loss` is the log loss of predicting
+the rows' own positive rate for every row. With `weight_col`, every sum is weighted
 (= scikit-learn's `sample_weight`).
 """
 
@@ -180,6 +181,7 @@ def binary_metrics(
         "roc_auc": auc,
         "pr_auc": ap,
         "log_loss": row["log_loss"] / total,
+        "base_rate_log_loss": _base_rate_log_loss(p / total if total > 0 else math.nan),
         "brier_score": row["brier"] / total,
         "threshold": chosen,
         "accuracy": (tp + tn) / total,
@@ -208,6 +210,15 @@ def binary_metrics(
     )
     log.info("%s: %s", table, evaluation.summary())
     return evaluation
+
+
+def _base_rate_log_loss(rate: float) -> float:
+    """Log loss of predicting `rate` (the evaluated rows' own positive rate) for every row: the
+    floor a model's scores must beat to carry any information as probabilities."""
+    if math.isnan(rate):
+        return math.nan
+    b = min(max(rate, EPS), 1.0 - EPS)
+    return -(rate * math.log(b) + (1.0 - rate) * math.log(1.0 - b))
 
 
 def _clip(p: Column) -> Column:

@@ -169,7 +169,12 @@ class ScoreTable:
         n = self.summary.distinct_scores
         ranges = min(MAX_RANGES, max(1, math.ceil(n / ROWS_PER_RANGE)))
         d = self.distinct
-        if ranges == 1:  # small enough for one window partition: no offsets needed
+        if ranges == 1:
+            # Small enough for one window partition: no offsets needed. Spark folds the literal
+            # key away and warns "WindowExec: No Partition Defined for Window operation! Moving all
+            # data to a single partition": expected here (at most ROWS_PER_RANGE distinct scores),
+            # so that warning goes to the command's log file, not the console
+            # (pipelines/spark/log4j2-clickml.properties). Larger frames take the ranges below.
             d = d.select("*", F.lit(0.0).alias("score_range"), *[F.lit(0).alias(c) for c in ("off_n", "off_rows")],
                          *[F.lit(0.0).alias(c) for c in ("off_w", "off_pos", "off_neg")])
         else:

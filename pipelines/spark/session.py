@@ -239,8 +239,11 @@ def merge_with_submitted(ours: Mapping[str, str], submitted: Mapping[str, str]) 
     return merged
 
 
-def build_session(config: ClickmlConfig, extra: Mapping[str, str] | None = None):
-    """Return the SparkSession for `config`, reusing a submitted or active one when there is one."""
+def build_session(config: ClickmlConfig, extra: Mapping[str, str] | None = None, log_file: str | Path | None = None):
+    """Return the SparkSession for `config`, reusing a submitted or active one when there is one.
+
+    `log_file`: a JVM started here sends its Log4j output there (the command's log file) instead
+    of the console (pipelines/logs.py); a running or submitted one keeps its own logging."""
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
@@ -248,6 +251,10 @@ def build_session(config: ClickmlConfig, extra: Mapping[str, str] | None = None)
     # A running JVM already has its classpath: jars are only resolved for a JVM we start.
     settings = session_settings(config, jars=None if (active or submitted) else session_jars(config))
     settings.update(extra or {})
+    if log_file is not None and active is None and submitted is None:
+        from pipelines.logs import spark_log_settings
+
+        settings.update(spark_log_settings(log_file, settings.get("spark.driver.extraJavaOptions")))
     if active is not None:
         # A running session keeps its static settings; runtime SQL settings follow the config,
         # except those that spark-submit set explicitly.

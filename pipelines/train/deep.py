@@ -66,11 +66,14 @@ def fit(config: ClickmlConfig, dataset: Dataset, job: TrainJobSpec, job_name: st
         estimator.setParams(validationIndicatorCol=indicator)
     model = estimator.fit(data)
     _log_history(model)
+    calibrator = supervised.calibrate(model, dataset, job, spec, name)
+    if calibrator is not None:  # stored with the weights: scoring and the MLflow pyfunc apply it
+        model.state.extra["calibration"] = calibrator.to_dict()
     evaluation, validation = supervised.evaluate(model, dataset, job, name)
     params = {p.name: v for p, v in estimator.extractParamMap().items() if p.name not in ("checkpointDir",)}
     params.update(best_epoch=model.best_epoch, epochs_run=len(model.history), processes=model.state.processes,
                   device=model.state.device, checkpoint=model.state.checkpoint_uri)
-    return Fitted(model, columns, params, evaluation, validation, None, [], time.time() - started)
+    return Fitted(model, columns, params, evaluation, validation, None, [], time.time() - started, calibrator)
 
 
 def _training_input(config: ClickmlConfig, dataset: Dataset, job: TrainJobSpec):

@@ -49,6 +49,19 @@ def compare(spec: RegistrySpec, challenger: float, champion: float) -> tuple[boo
     )
 
 
+def base_rate_check(metrics: dict[str, float]) -> tuple[bool, str] | None:
+    """Binary models: (passed, why) of "the test log loss is below the base-rate predictor's" (a
+    model whose probabilities lose to predicting the base rate for everyone must not be promoted);
+    None when the metrics have no log loss to compare."""
+    loss, base = metrics.get("log_loss"), metrics.get("base_rate_log_loss")
+    if loss is None or base is None or math.isnan(float(base)):
+        return None
+    if float(loss) < float(base):
+        return True, f"test log loss {loss:.4f} below the base-rate predictor's {base:.4f}"
+    return False, (f"test log loss {loss:.4f} is not below the base-rate predictor's {base:.4f}: its scores are worse "
+                   "probabilities than the base rate for everyone (calibration off, or a model that learnt nothing)")
+
+
 RUN_GROUP_TAG = "run_group"
 GATE_TAG = "prediction_gate"
 
@@ -103,7 +116,7 @@ def decide(spec: RegistrySpec, version: str, value: float, gate: tuple[bool, str
     passed, gate_message = gate
     champion_value = None
     if not passed:
-        promoted, reason = False, f"prediction expectations failed: {gate_message}"
+        promoted, reason = False, f"prediction gate failed: {gate_message}"
     elif champion is None:
         promoted, reason = True, "no champion yet"
     elif str(champion.version) == str(version):

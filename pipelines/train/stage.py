@@ -24,7 +24,7 @@ from pipelines.lake import Lake
 from pipelines.train import deep, recommend, supervised
 from pipelines.train.data import Dataset, load
 from pipelines.train.errors import TrainingError
-from pipelines.train.promotion import Decision, promote_group, register, register_and_promote
+from pipelines.train.promotion import Decision, base_rate_check, promote_group, register, register_and_promote
 from pipelines.train.scoring import SCORE, load_model, score
 from pipelines.train.supervised import Fitted
 from pipelines.train.tracking import Tracking, configure, git_commit
@@ -32,7 +32,7 @@ from pipelines.train.tracking import Tracking, configure, git_commit
 log = logging.getLogger(__name__)
 
 KEY_METRICS = {
-    "binary": ("roc_auc", "pr_auc", "log_loss", "f1"),
+    "binary": ("roc_auc", "log_loss", "base_rate_log_loss", "calibration_error"),
     "multiclass": ("accuracy", "weighted_f1", "macro_f1"),
     "regression": ("rmse", "mae", "r2"),
     "recommendation": ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k"),
@@ -66,11 +66,11 @@ class TrainResult:
 
     def table(self) -> str:
         """The summary table: model, key metrics, promoted or why not."""
-        lines = [f"{'job/model':<24} {'metrics':<58} promotion"]
+        lines = [f"{'job/model':<24} {'metrics':<84} promotion"]
         for m in self.models:
             keys = [k for k in KEY_METRICS.get(m.metrics.get("__task", ""), ()) if k in m.metrics] or list(m.metrics)[:4]
             shown = "  ".join(f"{k} {m.metrics[k]:.4f}" for k in keys)
-            lines.append(f"{m.job + '/' + m.model:<24} {shown:<58} {m.promotion()}")
+            lines.append(f"{m.job + '/' + m.model:<24} {shown:<84} {m.promotion()}")
         return "\n".join(lines)
 
     def report(self) -> str:
@@ -205,6 +205,10 @@ def _train_one(config: ClickmlConfig, spark: SparkSession, job_name: str, job: T
         if fitted.validation is not None:
             mlflow.log_metrics(_flat(fitted.validation.metrics, "validation_"))
         mlflow.log_metric("training_seconds", fitted.seconds)
+        if fitted.calibration is not None:
+            mlflow.log_param("calibration", fitted.calibration.method)
+            mlflow.log_metrics({f"calibration_holdout_log_loss_{k}": v for k, v in fitted.calibration.holdout_log_loss.items()
+                                if math.isfinite(v)})
         _log_artifacts(config, job, model_name, fitted)
         model_uri = _log_model(spark, job, fitted, dataset)
         decision = None
@@ -271,7 +275,12 @@ def _log_model(spark: SparkSession, job: TrainJobSpec, fitted: Fitted, dataset: 
 
 
 def _prediction_gate(config: ClickmlConfig, job: TrainJobSpec, fitted: Fitted, dataset: Dataset) -> tuple[bool, str]:
-    """The registry's prediction suite on the model's test predictions (binary: P(1) as `probability`)."""
+    """(passed, report) of the gate before registration: binary models must have a test log loss
+    below the base-rate predictor's, then pass the registry's prediction suite on their test
+    predictions (P(1) as `probability`)."""
+    checked = base_rate_check(fitted.evaluation.metrics) if job.task == "binary" else None
+    if checked is not None and not checked[0]:
+        return checked
     suite = job.registry.prediction_suite if job.registry else None
     if suite is None or job.task != "binary":
         return True, "no prediction expectations for this task" if suite else "prediction gate off"

@@ -21,6 +21,7 @@ from pipelines.evaluate import (
     multiclass_metrics,
     regression_metrics,
 )
+from pipelines.train.calibration import Calibrator, calibrated_model, fit_calibrator
 from pipelines.train.data import Dataset, TrainingDataError
 from pipelines.train.estimators import LINEAR, TREES, build_estimator
 from pipelines.train.preprocess import (
@@ -32,7 +33,7 @@ from pipelines.train.preprocess import (
     preprocessing_stages,
 )
 from pipelines.train.scoring import SCORE, score
-from pipelines.train.search import search_evaluator, tuner
+from pipelines.train.search import search_evaluator, searched, tuner
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class Fitted:
     importances: tuple[list[str], list[float]] | None
     search: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    calibration: Calibrator | None = None
+    """Binary models: the calibrator inside `model` (None: not calibrated)."""
 
 
 def prepare(frame: DataFrame, job: TrainJobSpec, class_weights: dict[float, float] | None) -> DataFrame:
@@ -161,7 +164,8 @@ def fit(dataset: Dataset, job: TrainJobSpec, name: str, spec: ModelSpec) -> Fitt
     prepared = prepare(train, job, weights).persist(StorageLevel.MEMORY_AND_DISK)
     search_results: list[dict] = []
     try:
-        search = tuner(pipeline, estimator, spec.search, search_evaluator(job.task, weighted), job.data.seed, name)
+        search = tuner(pipeline, estimator, spec.search, search_evaluator(job.task, weighted), job.data.seed, name,
+                       spec.algorithm)
         if search is None:
             model = _fit_checked(pipeline, prepared, dataset.source, name)
         else:
@@ -171,16 +175,33 @@ def fit(dataset: Dataset, job: TrainJobSpec, name: str, spec: ModelSpec) -> Fitt
             for param_map, value in zip(search.getEstimatorParamMaps(), metrics):
                 search_results.append({**{p.name: v for p, v in param_map.items()}, "metric": float(value)})
             best = model.stages[-1]
-            params.update({p: best.getOrDefault(best.getParam(p)) for p in spec.search.grid})
-            log.info("model %s: best parameters %s", name, {p: params[p] for p in spec.search.grid})
+            varied = searched(spec.search, spec.algorithm)
+            params.update({p: best.getOrDefault(best.getParam(p)) for p in varied})
+            log.info("model %s: best parameters %s", name, {p: params[p] for p in varied})
     finally:
         prepared.unpersist()
+    importances = _importances(model, model.transform(train.limit(1)), spec.algorithm)
+    calibrator = calibrate(model, dataset, job, spec, name)
+    if calibrator is not None:
+        model = calibrated_model(model, calibrator)
     evaluation, validation = evaluate(model, dataset, job, name)
-    scored_sample = model.transform(train.limit(1))
-    return Fitted(
-        model, columns, params, evaluation, validation, _importances(model, scored_sample, spec.algorithm),
-        search_results, time.time() - started,
-    )
+    return Fitted(model, columns, params, evaluation, validation, importances, search_results, time.time() - started,
+                  calibrator)
+
+
+def calibrate(model, dataset: Dataset, job: TrainJobSpec, spec: ModelSpec, name: str) -> Calibrator | None:
+    """The calibrator of a binary model's P(1) (trained, not yet calibrated), fitted on the
+    validation split; None for other tasks, `calibration: none`, or without a validation split."""
+    method = spec.calibration or job.calibration
+    if job.task != "binary" or method == "none":
+        return None
+    validation = dataset.splits.get("validation")
+    if validation is None:
+        log.warning("model %s: no validation split, so no calibration: its scores are not probabilities "
+                    "(give the job a validation split)", name)
+        return None
+    return fit_calibrator(score(model, validation, job.task), job.label, SCORE, job.weight, method, job.data.seed,
+                          table=f"{name} validation")
 
 
 def evaluate(model: PipelineModel, dataset: Dataset, job: TrainJobSpec, name: str) -> tuple[Evaluation, Evaluation | None]:

@@ -48,8 +48,14 @@ def test_lake_history_files_and_vacuum(spark, tmp_path):
     (old_file,) = lake.snapshot("demo.cli", version=0).files
     lake_root = f"lake.root={tmp_path / 'lakehouse'}"
 
-    history = clickml("--set", lake_root, "lake", "history", "demo.cli", timeout=SPARK_START)
+    logs = tmp_path / "logs"
+    history = clickml("--set", lake_root, "--set", f"logging.dir={logs}", "--set", "logging.spark_level=INFO",
+                      "lake", "history", "demo.cli", timeout=SPARK_START)
     assert history.returncode == 0, history.stderr
+    # Spark's own lines (here its INFO lines) go to the command's log file, not the console.
+    (log,) = logs.glob("clickml-lake-*.log")
+    assert f"clickml: full log (with Spark's): {log}" in history.stderr
+    assert "INFO    org.apache.spark." in log.read_text() and "org.apache.spark" not in history.stderr
     lines = history.stdout.strip().splitlines()
     assert lines[0].split() == ["version", "committed", "(UTC)", "rows", "added", "operation"]
     assert [line.split()[0] for line in lines[1:]] == ["1", "0"]

@@ -61,6 +61,9 @@ def test_deep_model_trains_logs_and_becomes_champion(spark, tmp_path):
     assert "python_function" in info.flavors and info.signature is not None
 
     champion = load_model("models:/test-deep@champion")
+    # Calibrated on the validation split; the pyfunc and Spark scoring below both apply it.
+    assert champion.state.calibrator() is not None
+    assert champion.state.calibrator().method == run.data.params["calibration"]
     rows = _frame(30, seed=12).drop(columns=["label", "split"])
     raw = spark.createDataFrame(rows)
     scored = score(champion, raw).select("score").toPandas()  # 30 rows

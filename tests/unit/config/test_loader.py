@@ -186,3 +186,31 @@ def test_a_session_time_zone_other_than_utc_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="the pipeline works in UTC"):
         load_config(conf_dir=conf, overrides=["spark.conf={\"spark.sql.session.timeZone\": \"Europe/Paris\"}"], env={})
     assert load_config(conf_dir=conf, overrides=["spark.session_time_zone=UTC"], env={}).spark.session_time_zone == "UTC"
+
+
+def test_a_user_config_file_merges_over_base_and_profile(tmp_path):
+    conf = write_conf(tmp_path)
+    mine = tmp_path / "elsewhere" / "my.yaml"
+    mine.parent.mkdir()
+    mine.write_text(textwrap.dedent("""\
+        spark: {master: "local[1]"}
+        lake: {root: my-lake}
+    """))
+    config = load_config(profile="local", conf_dir=conf, user_config=mine, env={})
+    assert config.spark.master == "local[1]"
+    assert config.lake.root == str(mine.parent / "my-lake")  # relative to the user file
+    # $CLICKML_CONFIG does the same; --set still wins over it.
+    from_env = load_config(profile="local", conf_dir=conf, overrides=["spark.master=local[3]"],
+                           env={"CLICKML_CONFIG": str(mine)})
+    assert from_env.spark.master == "local[3]" and from_env.lake.root == config.lake.root
+
+
+def test_a_user_config_file_error_names_that_file(tmp_path):
+    conf = write_conf(tmp_path)
+    mine = tmp_path / "my.yaml"
+    mine.write_text("spark: {mastr: local}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(profile="local", conf_dir=conf, user_config=mine, env={})
+    assert f"{mine}: spark.mastr: unknown key" in str(caught.value)
+    with pytest.raises(ConfigError, match=r"\$CLICKML_CONFIG: user config file .*missing.yaml does not exist"):
+        load_config(profile="local", conf_dir=conf, env={"CLICKML_CONFIG": str(tmp_path / "missing.yaml")})

@@ -86,8 +86,8 @@ def test_grid_and_random_search_maps():
     lr = LogisticRegression()
     grid = SearchSpec(method="grid", grid={"regParam": [0.1, 0.01], "elasticNetParam": [0.0, 0.5, 1.0]})
     assert len(param_maps(lr, grid, 1, "lr")) == 6
-    sampled = param_maps(lr, SearchSpec(method="random", grid=grid.grid, samples=3), 1, "lr")
-    assert len(sampled) == 3 and sampled == param_maps(lr, SearchSpec(method="random", grid=grid.grid, samples=3), 1, "lr")
+    sampled = param_maps(lr, SearchSpec(method="random", grid=grid.grid, trials=3), 1, "lr")
+    assert len(sampled) == 3 and sampled == param_maps(lr, SearchSpec(method="random", grid=grid.grid, trials=3), 1, "lr")
     with pytest.raises(ModelSpecError, match="numTrees"):
         param_maps(lr, SearchSpec(method="grid", grid={"numTrees": [1]}), 1, "lr")
 
@@ -125,3 +125,71 @@ def test_error_metrics_are_lower_is_better_and_each_task_has_its_default_metric(
     assert (regression.registry.metric, regression.registry.greater_is_better) == ("rmse", False)
     binary = TrainJobSpec.model_validate({**job, "task": "binary", "models": {"m": {"algorithm": "logistic_regression"}}})
     assert (binary.registry.metric, binary.registry.greater_is_better) == ("roc_auc", True)
+
+
+def test_random_search_without_a_grid_draws_from_the_default_space():
+    from pipelines.train.search import combinations, param_maps, searched
+    from pipelines.train.spaces import SPACES
+
+    search = SearchSpec(method="random", trials=5)
+    for algorithm in ("random_forest", "gbt", "logistic_regression"):
+        drawn = combinations(search, 7, algorithm)
+        assert len(drawn) == 5 and drawn == combinations(search, 7, algorithm)  # deterministic per seed
+        assert all(set(c) == set(SPACES[algorithm]) for c in drawn)
+        assert searched(search, algorithm) == sorted(SPACES[algorithm])
+    gbt = combinations(search, 7, "gbt")
+    assert all(2 <= c["maxDepth"] <= 8 and 20 <= c["maxIter"] <= 150 and 0.02 <= c["stepSize"] <= 0.3 for c in gbt)
+    assert len({c["stepSize"] for c in gbt}) > 1
+    # Every drawn name is a parameter of the Spark estimator.
+    assert len(param_maps(build_estimator("random_forest", {}, 1, False), search, 7, "rf", "random_forest")) == 5
+    als = combinations(SearchSpec(method="random", trials=3), 1, "als", implicit=False)
+    assert all(set(c) == {"rank", "regParam"} for c in als)  # alpha is for implicit feedback only
+
+
+def test_a_grid_search_needs_a_grid():
+    with pytest.raises(ValueError, match="a grid search needs search.grid"):
+        SearchSpec(method="grid")
+
+
+def test_stratified_random_split_keeps_each_class_share(spark):
+    from pipelines.config.models import RandomSplitSpec
+    from pipelines.train.data import random_split
+
+    # 1000 rows, 60 positives: a plain Bernoulli split would put anywhere near 12 +- 3 in test.
+    frame = spark.range(1000).selectExpr("id", "CAST(id % 50 < 3 AS INT) AS label", "id % 7 AS x")
+    spec = RandomSplitSpec(test=0.2, validation=0.15, stratify=True, seed=5)
+    parts = random_split(frame, spec, "label", "t")
+    counts = {name: {r["label"]: r["count"] for r in part.groupBy("label").count().collect()} for name, part in parts.items()}
+    assert counts["test"] == {1: 12, 0: 188} and counts["validation"] == {1: 9, 0: 141}
+    assert counts["train"] == {1: 39, 0: 611}
+    # The same rows land in the same split every time, however the table is partitioned.
+    again = random_split(frame.repartition(7), spec, "label", "t")
+    assert sorted(r.id for r in again["test"].collect()) == sorted(r.id for r in parts["test"].collect())
+    plain = random_split(frame, RandomSplitSpec(test=0.3, validation=0.0, seed=5), None, "t")
+    assert set(plain) == {"train", "test"} and 240 < plain["test"].count() < 360
+
+
+def test_a_stratified_split_needs_a_classification_label(spark):
+    from pipelines.config.models import RandomSplitSpec
+    from pipelines.train.data import MAX_STRATA, random_split
+
+    frame = spark.range(MAX_STRATA + 5).selectExpr("id", "CAST(id AS DOUBLE) AS label")
+    with pytest.raises(TrainingDataError, match="label 'label' has more than 1000 values"):
+        random_split(frame, RandomSplitSpec(stratify=True), "label", "t")
+    with pytest.raises(ValueError, match="give one way to split"):
+        TrainJobSpec.model_validate({"data": {"table": "t.x", "split_column": "s", "split": {"test": 0.2}},
+                                     "task": "binary", "label": "y", "models": {"m": {"algorithm": "gbt"}}})
+
+
+def test_a_yes_no_label_becomes_0_1(spark):
+    from pipelines.train.data import positive_label
+
+    frame = spark.createDataFrame([("yes",), ("No",), (" YES ",), (None,), ("maybe",)], "y string")
+    assert [r.y for r in positive_label(frame, "y", "yes", "t").collect()] == [1, 0, 1, None, 0]
+    # Unquoted yes in YAML is a boolean; it still matches the text.
+    assert [r.y for r in positive_label(frame, "y", True, "t").collect()] == [1, 0, 1, None, 0]
+    booleans = spark.createDataFrame([(True,), (False,)], "y boolean")
+    assert [r.y for r in positive_label(booleans, "y", "true", "t").collect()] == [1, 0]
+    with pytest.raises(ValueError, match="positive applies to binary jobs only"):
+        TrainJobSpec.model_validate({"data": {"table": "t.x"}, "task": "regression", "label": "y", "positive": "yes",
+                                     "models": {"m": {"algorithm": "gbt_regression"}}})

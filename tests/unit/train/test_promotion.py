@@ -89,3 +89,13 @@ def test_a_champion_whose_inputs_are_gone_is_replaced_and_other_failures_propaga
     with pytest.raises(MlflowException):
         promotion.decide(spec, "3", 0.9, (True, "passed"), down)
     assert registry.aliases == {"champion": "2"}
+
+
+def test_a_binary_model_must_beat_the_base_rate_log_loss():
+    assert promotion.base_rate_check({"roc_auc": 0.8}) is None
+    passed, why = promotion.base_rate_check({"log_loss": 0.25, "base_rate_log_loss": 0.29})
+    assert passed and "0.2500 below the base-rate predictor's 0.2900" in why
+    # What balanced class weights gave before calibration: 0.71 against 0.29.
+    passed, why = promotion.base_rate_check({"log_loss": 0.71, "base_rate_log_loss": 0.29})
+    assert not passed and "is not below the base-rate predictor's 0.2900" in why
+    assert promotion.base_rate_check({"log_loss": 0.29, "base_rate_log_loss": 0.29})[0] is False
