@@ -54,6 +54,34 @@ def configure_logging(level: str = "INFO", file: str | Path | None = None) -> No
     logging.getLogger("pipelines").setLevel(level)
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+    if file is not None:
+        # MLflow gives its logger a stderr handler of its own (INFO lines such as "Creating initial
+        # MLflow database tables"); without it, its lines go through ours: INFO to the file only.
+        os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+        mlflow_logger = logging.getLogger("mlflow")
+        for handler in list(mlflow_logger.handlers):
+            mlflow_logger.removeHandler(handler)
+        mlflow_logger.propagate = True
+
+
+class LogWriter:
+    """A file-like object that logs each line written to it (for libraries that print)."""
+
+    def __init__(self, logger: logging.Logger, level: int = logging.INFO):
+        self.logger, self.level, self._pending = logger, level, ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            if line.strip():
+                self.logger.log(self.level, "%s", line.rstrip())
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending.strip():
+            self.logger.log(self.level, "%s", self._pending.rstrip())
+        self._pending = ""
 
 
 def log_file(log_dir: str | Path, command: str, now: dt.datetime | None = None) -> Path:

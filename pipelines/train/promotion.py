@@ -9,12 +9,14 @@ registry stages.)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipelines.config.models import RegistrySpec
+from pipelines.logs import LogWriter
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,12 @@ def register(spec: RegistrySpec, model_uri: str, metrics: dict[str, float], gate
     client = MlflowClient()
     if spec.metric not in metrics:
         raise KeyError(f"registry.metric {spec.metric!r} is not among the metrics: {', '.join(sorted(metrics))}")
-    version = str(mlflow.register_model(model_uri, spec.name).version)
+    # MLflow prints "Successfully registered model ..." to stderr: into the log file instead (as
+    # an MLflow INFO line; the console has our own line on the registration).
+    with contextlib.redirect_stderr(LogWriter(logging.getLogger("mlflow.registry"))) as printed:
+        version = str(mlflow.register_model(model_uri, spec.name).version)
+        printed.flush()
+    log.info("registry: registered %s version %s from %s", spec.name, version, model_uri)
     for key, metric in sorted(metrics.items()):
         client.set_model_version_tag(spec.name, version, f"metric.{key}", f"{metric:.6g}")
     client.set_model_version_tag(spec.name, version, "run_id", run_id)

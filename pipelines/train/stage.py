@@ -257,6 +257,11 @@ def _log_model(spark: SparkSession, job: TrainJobSpec, fitted: Fitted, dataset: 
     inputs = list(fitted.columns.all) if job.task != "recommendation" else [job.user_column, job.item_column]
     sample = dataset.splits["test"].select(*inputs).limit(5)
     example = sample.toPandas()  # bounded: 5 rows
+    # Numeric features as doubles in the signature: a serving request may leave a value out
+    # (imputed by the pipeline), which an integer column cannot represent (MLflow warns about it).
+    # Categorical integer columns stay integers: their string index is built from those values.
+    whole = [c for c in fitted.columns.numeric if str(example[c].dtype).startswith(("int", "Int"))]
+    example = example.astype({c: "float64" for c in whole})
     if deep.is_deep(fitted.model):  # pyfunc flavor (torch weights), scores Spark DataFrames when loaded
         from pipelines.deep.mlflow_model import log_deep_model
 
