@@ -55,7 +55,7 @@ def test_lake_history_files_and_vacuum(spark, tmp_path):
     # Spark's own lines (here its INFO lines) go to the command's log file, not the console.
     (log,) = logs.glob("clickml-lake-*.log")
     assert f"clickml: full log (with Spark's): {log}" in history.stderr
-    assert "INFO    org.apache.spark." in log.read_text() and "org.apache.spark" not in history.stderr
+    assert " INFO    org.apache.spark." in log.read_text() and "org.apache.spark" not in history.stderr
     lines = history.stdout.strip().splitlines()
     assert lines[0].split() == ["version", "committed", "(UTC)", "rows", "added", "operation"]
     assert [line.split()[0] for line in lines[1:]] == ["1", "0"]
