@@ -6,10 +6,10 @@ check-mvn:
 	@if [ -z "$$CLICKML_JARS_DIR" ]; then command -v mvn >/dev/null 2>&1 || { \
 	  echo "ERROR: Maven (mvn) not found; it resolves the JVM jars of jvm/pom.xml once." >&2; \
 	  echo "  Debian/Ubuntu: sudo apt-get install -y maven   macOS: brew install maven" >&2; \
-	  echo "  or set CLICKML_JARS_DIR to a folder that already holds spark/ and hdfs/ jars." >&2; \
+	  echo "  or set CLICKML_JARS_DIR to a folder that already holds the spark/, hdfs/ and kafka/ jars." >&2; \
 	  exit 1; }; fi
 
-## jars: resolve jvm/pom.xml (Delta, hadoop-aws, HDFS for tests) into the cache; a no-op when cached
+## jars: resolve jvm/pom.xml (Delta, hadoop-aws, the Kafka source; HDFS and a Kafka broker for tests) into the cache; a no-op when cached
 jars: check-java check-mvn venv
 	@if [ -n "$$CLICKML_JARS_DIR" ]; then echo "jars: using CLICKML_JARS_DIR=$$CLICKML_JARS_DIR"; \
 	else $(PY) -m pipelines.spark.jars resolve; fi

@@ -64,26 +64,6 @@ def configure_logging(level: str = "INFO", file: str | Path | None = None) -> No
         mlflow_logger.propagate = True
 
 
-class LogWriter:
-    """A file-like object that logs each line written to it (for libraries that print)."""
-
-    def __init__(self, logger: logging.Logger, level: int = logging.INFO):
-        self.logger, self.level, self._pending = logger, level, ""
-
-    def write(self, text: str) -> int:
-        self._pending += text
-        *lines, self._pending = self._pending.split("\n")
-        for line in lines:
-            if line.strip():
-                self.logger.log(self.level, "%s", line.rstrip())
-        return len(text)
-
-    def flush(self) -> None:
-        if self._pending.strip():
-            self.logger.log(self.level, "%s", self._pending.rstrip())
-        self._pending = ""
-
-
 def log_file(log_dir: str | Path, command: str, now: dt.datetime | None = None) -> Path:
     """A new log file's path for one run of `command`: <log_dir>/clickml-<command>-<UTC time>-<pid>.log."""
     stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%d-%H%M%S")

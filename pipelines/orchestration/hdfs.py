@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from pipelines.orchestration.stack import REPO_ROOT, _alive, _start_time, _stop_tree
+from pipelines.orchestration.stack import REPO_ROOT, _alive, _start_time, _stop_tree, find_java
 
 NAMENODE_CLASS = "org.apache.hadoop.hdfs.server.namenode.NameNode"
 DATANODE_CLASS = "org.apache.hadoop.hdfs.server.datanode.DataNode"
@@ -474,13 +474,7 @@ class LocalHdfs:
 
 def java_executable() -> str:
     """`$JAVA_HOME/bin/java`, else `java` on PATH; raises HdfsError when neither exists."""
-    home = os.environ.get("JAVA_HOME")
-    if home and (Path(home) / "bin" / "java").exists():
-        return str(Path(home) / "bin" / "java")
-    found = shutil.which("java")
-    if not found:
-        raise HdfsError("Java not found: HDFS needs Java 17 or 21 (e.g. sudo apt-get install -y openjdk-17-jre-headless)")
-    return found
+    return find_java(HdfsError, "HDFS")
 
 
 def _connects(port: int) -> bool:

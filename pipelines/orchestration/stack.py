@@ -375,6 +375,19 @@ class Stack:
         return "\n".join(lines)
 
 
+def find_java(error: type[Exception], what: str) -> str:
+    """`$JAVA_HOME/bin/java`, else `java` on PATH; raises `error` (naming `what` needs it) when neither exists."""
+    import shutil
+
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").exists():
+        return str(Path(home) / "bin" / "java")
+    found = shutil.which("java")
+    if not found:
+        raise error(f"Java not found: {what} needs Java 17 or 21 (e.g. sudo apt-get install -y openjdk-17-jre-headless)")
+    return found
+
+
 def _descendants(pid: int) -> list[int]:
     try:
         import psutil

@@ -30,11 +30,13 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-PROFILES = ("spark", "hdfs")
+PROFILES = ("spark", "hdfs", "kafka")
 """Maven profiles of jvm/pom.xml, one folder of jars each."""
 REQUIRED = {
-    "spark": ("delta-spark_", "delta-storage-", "hadoop-aws-", "bundle-"),
+    "spark": ("delta-spark_", "delta-storage-", "hadoop-aws-", "bundle-", "spark-sql-kafka-0-10_", "kafka-clients-"),
     "hdfs": ("hadoop-hdfs-", "hadoop-hdfs-client-", "hadoop-common-"),
+    "kafka": ("kafka_2.13-", "kafka-clients-", "kafka-server-", "kafka-raft-", "kafka-metadata-",
+              "kafka-storage-", "kafka-tools-", "log4j-core-", "log4j-slf4j-impl-"),
 }
 """File-name prefixes each profile must hold after resolution (a broken pom fails loudly)."""
 MANIFEST = "manifest.json"
@@ -95,6 +97,11 @@ def spark_jars_setting(pom: Path | None = None) -> str:
 def hdfs_classpath(pom: Path | None = None) -> str:
     """The `java -cp` of the test and local-stack HDFS (NameNode, DataNode)."""
     return os.pathsep.join(str(j) for j in profile_jars("hdfs", pom))
+
+
+def kafka_classpath(pom: Path | None = None) -> str:
+    """The `java -cp` of the test and local-stack Kafka broker and of Kafka's command-line tools."""
+    return os.pathsep.join(str(j) for j in profile_jars("kafka", pom))
 
 
 def pyspark_jar_names() -> set[str]:

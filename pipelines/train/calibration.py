@@ -47,7 +47,10 @@ MAX_KNOTS = 2000
 HOLDOUT_SHARE = 0.5
 """Share of the validation rows `auto` holds out to compare the methods."""
 MIN_ROWS = 20
-"""Fewer validation rows (or fewer of either class) than this: the raw score is kept."""
+"""Fewer rows of either class in the validation split than this: `auto` fits Platt scaling
+alone, without holding rows out (two parameters fit a few dozen rows; isotonic would not)."""
+MIN_PLATT_ROWS = 5
+"""Fewer rows of either class than this: the raw score is kept."""
 
 
 class CalibrationError(ValueError):
@@ -187,7 +190,8 @@ def fit_calibrator(
 ) -> Calibrator:
     """Fit the calibration of `score_col` (raw P(1)) against the 0/1 `label_col` on `scored` (the
     validation predictions). `method` is one of `METHODS`. Rows with a null label or score are
-    left out; with fewer than `MIN_ROWS` rows or either class, the raw score is kept (logged)."""
+    left out; with fewer than `MIN_ROWS` rows of either class only Platt scaling is fitted, with
+    fewer than `MIN_PLATT_ROWS` the raw score is kept (both logged)."""
     if method not in METHODS:
         raise CalibrationError(f"calibration must be one of {', '.join(METHODS)}, got {method!r}")
     if method == "none":
@@ -201,10 +205,15 @@ def fit_calibrator(
     try:
         counts = frame.agg(F.count("*").alias("rows"), F.sum(F.col(_Y)).alias("positives")).first()  # bounded: one row
         rows, positives = int(counts["rows"]), int(counts["positives"] or 0)
-        if min(positives, rows - positives) < MIN_ROWS:
+        fewest = min(positives, rows - positives)
+        if fewest < MIN_PLATT_ROWS:
             log.warning("%s: %d rows, %d positive: too few of a class to calibrate (< %d); keeping the raw scores",
-                        table, rows, positives, MIN_ROWS)
+                        table, rows, positives, MIN_PLATT_ROWS)
             return Calibrator("none")
+        if fewest < MIN_ROWS and method != "platt":
+            log.warning("%s: %d rows, %d positive: too few of a class (< %d) to compare calibrations or fit "
+                        "isotonic regression; fitting Platt scaling on all of them", table, rows, positives, MIN_ROWS)
+            method = "platt"
         if method == "platt":
             chosen = fit_platt(frame)
         elif method == "isotonic":

@@ -10,13 +10,13 @@ registry stages.)
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipelines.config.models import RegistrySpec
-from pipelines.logs import LogWriter
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +79,15 @@ def register(spec: RegistrySpec, model_uri: str, metrics: dict[str, float], gate
     if spec.metric not in metrics:
         raise KeyError(f"registry.metric {spec.metric!r} is not among the metrics: {', '.join(sorted(metrics))}")
     # MLflow prints "Successfully registered model ..." to stderr: into the log file instead (as
-    # an MLflow INFO line; the console has our own line on the registration).
-    with contextlib.redirect_stderr(LogWriter(logging.getLogger("mlflow.registry"))) as printed:
-        version = str(mlflow.register_model(model_uri, spec.name).version)
-        printed.flush()
+    # MLflow INFO lines, after the call: MLflow's own log handler may write to sys.stderr too).
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(printed):
+            version = str(mlflow.register_model(model_uri, spec.name).version)
+    finally:
+        for line in printed.getvalue().splitlines():
+            if line.strip():
+                logging.getLogger("mlflow.registry").info("%s", line.strip())
     log.info("registry: registered %s version %s from %s", spec.name, version, model_uri)
     for key, metric in sorted(metrics.items()):
         client.set_model_version_tag(spec.name, version, f"metric.{key}", f"{metric:.6g}")

@@ -5,6 +5,7 @@ submitted to it with the `s3-standalone` profile, in a process of its own as a u
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -51,7 +52,8 @@ def test_the_demo_runs_on_the_standalone_cluster_with_the_lakehouse_on_s3(stack,
         command += ["--set", item]
     done = subprocess.run(command + ["demo"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, f"demo failed on the stack:\n{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
-    assert "clickml-propensity v1 champion" in done.stdout
+    # A champion is promoted (on this tiny data a model that loses to the base rate is refused).
+    assert re.search(r"clickml-propensity v\d champion", done.stdout), done.stdout[-4000:]
     # The tables are in the bucket, readable by any Delta reader (delta-rs here).
     config = load_config(profile=stack.profile, conf_dir=CONF_DIR, env=env)
     assert config.lake.root.startswith("s3a://")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pipelines import demo
@@ -33,7 +35,12 @@ def test_demo_runs_the_whole_pipeline(spark, tmp_path):
     assert summary.data_docs and summary.data_docs.endswith("index.html")
     for model in ("propensity/lr", "propensity/rf", "propensity/gbt", "recommender/als"):
         assert model in summary.training_table
-    assert "clickml-propensity v1 champion" in summary.training_table
+    # A champion is promoted; on this tiny data (about 7 positives per split) a model whose test
+    # log loss does not beat predicting the base rate is refused by the gate, which says so.
+    assert re.search(r"clickml-propensity v\d champion", summary.training_table), summary.training_table
+    for line in summary.training_table.splitlines():
+        if "prediction gate failed" in line:
+            assert "is not below the base-rate predictor's" in line, line
     text = demo.format_summary(summary)
     assert "read with delta-rs" in text and f"{summary.rows_loaded:,}" in text
     assert "validation gates" in text and "MLflow UI: mlflow ui --backend-store-uri sqlite:///" in text

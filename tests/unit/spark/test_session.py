@@ -165,14 +165,15 @@ def test_artifact_names_drop_the_version(file_name, artifact):
 
 
 def test_verify_accepts_a_complete_profile(tmp_path):
-    for name in ("delta-spark_4.1_2.13-4.4.0.jar", "delta-storage-4.4.0.jar", "hadoop-aws-3.4.2.jar", "bundle-2.29.52.jar"):
+    for name in ("delta-spark_4.1_2.13-4.4.0.jar", "delta-storage-4.4.0.jar", "hadoop-aws-3.4.2.jar", "bundle-2.29.52.jar",
+                 "spark-sql-kafka-0-10_2.13-4.1.3.jar", "kafka-clients-3.9.1.jar"):
         _jar(tmp_path / name)
     assert jars.verify(tmp_path, "spark", {"jackson-databind", "spark-core_2.13"}) == []
 
 
 def test_verify_flags_missing_duplicate_and_corrupt_jars(tmp_path):
     for name in ("delta-spark_4.1_2.13-4.4.0.jar", "hadoop-aws-3.4.2.jar", "bundle-2.29.52.jar",
-                 "jackson-databind-2.18.0.jar"):
+                 "spark-sql-kafka-0-10_2.13-4.1.3.jar", "kafka-clients-3.9.1.jar", "jackson-databind-2.18.0.jar"):
         _jar(tmp_path / name)
     _jar(tmp_path / "broken-1.0.jar", valid=False)
     problems = jars.verify(tmp_path, "spark", {"jackson-databind", "spark-core_2.13"})

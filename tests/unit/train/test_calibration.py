@@ -93,10 +93,15 @@ def test_the_spark_column_and_numpy_give_the_same_probabilities(spark):
         np.testing.assert_allclose(spark_values, calibrator.apply(np.array([r["s"] for r in rows])), rtol=0, atol=1e-12)
 
 
-def test_too_few_of_a_class_keeps_the_raw_scores(spark, caplog):
+def test_too_few_of_a_class_keeps_the_raw_scores_or_fits_platt_alone(spark, caplog):
     frame = spark.createDataFrame([(float(i < 3), i / 100) for i in range(100)], "label double, s double")
     assert fit_calibrator(frame, "label", "s", table="tiny validation").method == "none"
-    assert "tiny validation" in caplog.text and "too few" in caplog.text
+    assert "tiny validation" in caplog.text and "too few of a class to calibrate" in caplog.text
+    # 8 positives: enough for Platt's two parameters, not to compare methods on held-out rows.
+    few = spark.createDataFrame([(float(i % 12 == 0), (i % 12) / 20 + 0.2) for i in range(96)], "label double, s double")
+    for method in ("auto", "isotonic"):
+        assert fit_calibrator(few, "label", "s", method=method, table="small validation").method == "platt"
+    assert "fitting Platt scaling on all of them" in caplog.text
 
 
 def test_bad_parameters_are_refused():
