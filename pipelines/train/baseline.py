@@ -73,7 +73,9 @@ class BiasBaseline(Estimator, _BiasParams, DefaultParamsReadable, DefaultParamsW
             rows.join(items, item).groupBy(user)
             .agg((F.sum(F.col("r") - F.lit(mu) - F.col("b_i")) / (F.lit(self.value("userReg")) + F.count("*"))).alias("b_u"))
         )
-        model = BiasBaselineModel(mu=float(mu), users=users.cache(), items=items.cache())
+        # Not cached: a cached table would stay in the session's cache after the model is gone
+        # (nothing unpersists it); the aggregates are recomputed where the model transforms.
+        model = BiasBaselineModel(mu=float(mu), users=users, items=items)
         return self._copyValues(model)
 
 
