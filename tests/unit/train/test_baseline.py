@@ -48,6 +48,7 @@ def test_biases_match_a_direct_computation(spark):
     assert model.transform(unseen).first()["__baseline"] == pytest.approx(mu)
 
 
+@pytest.mark.slow
 def test_als_on_the_baseline_residuals_beats_plain_als_and_saves(spark, tmp_path):
     frame = spark.createDataFrame(_ratings())
     splits = {s: frame.where(frame.split == s) for s in ("train", "test")}
