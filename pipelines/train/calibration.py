@@ -150,7 +150,17 @@ def fit_platt(frame: DataFrame) -> Calibrator:
     features = frame.select(F.col(_Y), F.col(_W), array_to_vector(F.array(_logit(F.col(_P)))).alias("__cal_x"))
     model = LogisticRegression(featuresCol="__cal_x", labelCol=_Y, weightCol=_W, regParam=0.0, standardization=False,
                                maxIter=100, tol=1e-10).fit(features)
-    return Calibrator("platt", float(model.coefficients[0]), float(model.intercept))
+    slope, intercept = float(model.coefficients[0]), float(model.intercept)
+    if slope < 0:
+        # The scores rank these rows backwards. A calibration must keep the model's order (never
+        # invert it on the validation rows); the best non-decreasing Platt map is then the
+        # constant base rate (slope 0), which makes the model's lack of signal visible.
+        rate = frame.agg((F.sum(F.col(_W) * F.col(_Y)) / F.sum(_W)).alias("r")).first()["r"]  # bounded: one row
+        rate = min(max(float(rate), P_CLIP), 1.0 - P_CLIP)
+        log.warning("Platt scaling: the scores rank the validation rows backwards (fitted slope %.4g); "
+                    "calibrating to the constant base rate %.4g", slope, rate)
+        slope, intercept = 0.0, math.log(rate / (1.0 - rate))
+    return Calibrator("platt", slope, intercept)
 
 
 def fit_isotonic(frame: DataFrame) -> Calibrator:

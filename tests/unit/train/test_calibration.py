@@ -170,3 +170,14 @@ def test_calibration_is_configured_per_job_and_refused_outside_binary_jobs():
     with pytest.raises(ValidationError, match="calibration isotonic applies to binary jobs only"):
         TrainJobSpec.model_validate({"data": {"table": "t.x"}, "task": "regression", "label": "y",
                                      "models": {"m": {"algorithm": "linear_regression", "calibration": "isotonic"}}})
+
+
+def test_platt_never_inverts_the_models_order(spark, caplog):
+    # Bug: on a tiny validation split where the scores ranked the rows backwards, Platt fitted a
+    # negative slope and the "calibrated" model ranked the test rows in reverse.
+    label, score = _miscalibrated(3000, seed=9)
+    frame = _frame(spark, label, 1.0 - score)  # anti-correlated with the label
+    calibrator = fit_calibrator(frame, "label", "s", method="platt")
+    assert calibrator.slope == 0.0 and "rank the validation rows backwards" in caplog.text
+    constant = calibrator.apply(np.array([0.01, 0.5, 0.99]))
+    assert constant == pytest.approx(np.full(3, label.mean()), abs=1e-9)
