@@ -21,6 +21,7 @@ one pair per pooled block, thinned to `MAX_KNOTS`) reach the driver.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -247,8 +248,8 @@ def _auto(frame: DataFrame, seed: int, table: str) -> Calibrator:
         best = "platt"
     else:
         best = min(finite, key=finite.get)
-    refit = {"none": lambda: Calibrator("none"), "platt": lambda: fit_platt(frame), "isotonic": lambda: fit_isotonic(frame)}[best]()
-    return Calibrator(refit.method, refit.slope, refit.intercept, refit.knots_x, refit.knots_y, holdout_log_loss=losses)
+    refit = {"platt": fit_platt, "isotonic": fit_isotonic}[best](frame) if best != "none" else Calibrator("none")
+    return dataclasses.replace(refit, holdout_log_loss=losses)
 
 
 # -- inside a Spark pipeline model --------------------------------------------------------------
@@ -309,5 +310,5 @@ def calibrator_of(model) -> Calibrator | None:
     if isinstance(model, PipelineModel):
         found = [s for s in model.stages if isinstance(s, CalibratedProbability)]
         return found[-1].calibrator if found else None
-    values = getattr(getattr(model, "state", None), "extra", {}).get("calibration")
-    return Calibrator.from_dict(values) if values else None
+    state = getattr(model, "state", None)  # a deep model keeps it in its state
+    return state.calibrator() if state is not None else None
