@@ -63,3 +63,4 @@ def config(tmp_path) -> ClickmlConfig:
 # Session fixtures shared by modules are registered here, once: imported in each module, a
 # session-scoped fixture is a fixture per module. Imported last: it uses make_config above.
 from tests.services.baseline import tiny_pipeline_on_disk  # noqa: E402, F401
+from tests.services.kafka import kafka  # noqa: E402, F401  (one broker for the test session)

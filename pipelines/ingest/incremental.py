@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import signal
 import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipelines.config import ClickmlConfig
 from pipelines.ingest.reader import LandingFile, RawRecords, raw_records_from_text, read_raw_parquet_frame, source_location
-from pipelines.ingest.stage import IngestResult, process_batch
-from pipelines.lake import Lake
+from pipelines.ingest.stage import APP_ID, IngestResult, process_batch
+from pipelines.lake import Lake, Txn
 from pipelines.lake.location import path_location
 from pipelines.sources import SourceConfig
 
@@ -73,7 +78,59 @@ def ingest_incremental(config: ClickmlConfig, spark: SparkSession, lake: Lake, s
         "*", F.col("_metadata.file_path").alias("source_file"), F.col("_metadata.file_block_start").alias("source_block"),
         F.current_timestamp().alias(BATCH_TIME),  # the micro-batch's timestamp, not the wall clock
     )
-    results: list[IngestResult] = []
+
+    def prepare(batch: DataFrame, batch_id: str) -> MicroBatch:
+        if source.format == "parquet":
+            frame = read_raw_parquet_frame(batch.drop("source_file", "source_block"), F.col("source_file"), batch)
+            raw = RawRecords(frame, frame.count())
+        else:
+            raw = raw_records_from_text(batch.select("value", "source_file", "source_block"), source)
+        # Bounded: the files of one micro-batch (at most ingest.max_files_per_trigger).
+        names = sorted(r[0] for r in batch.select("source_file").distinct().collect())
+        log.info("ingest %s: micro-batch of %d file(s)", batch_id, len(names))
+        return MicroBatch(raw, [LandingFile(relative=name, spark_uri=name, size=0) for name in names])
+
+    log.info("ingest %s incrementally from %s", source.name, location)
+    return run_micro_batches(config, spark, lake, source, stream, prepare, mode="incremental")
+
+
+@dataclass
+class MicroBatch:
+    """What a stream's micro-batch hands to the shared batch code: its raw records and its parts
+    (files, or `kafka:<topic>/<partition>` slices), plus offsets for the audit where there are any."""
+
+    raw: RawRecords
+    files: list[LandingFile]
+    offsets: list[dict] = field(default_factory=list)
+
+
+def stream_txn(source: str, query_id: str, epoch_id: int) -> Txn:
+    """The Delta application transaction of a micro-batch: the query (its id lives in the
+    checkpoint) is the application, the epoch its version. A replayed epoch is skipped by every
+    table it had reached; a new checkpoint is a new application."""
+    return Txn(app_id=f"{APP_ID}/{source}:stream:{query_id}", version=epoch_id)
+
+
+def run_micro_batches(
+    config: ClickmlConfig,
+    spark: SparkSession,
+    lake: Lake,
+    source: SourceConfig,
+    stream: DataFrame,
+    prepare: Callable[[DataFrame, str], MicroBatch],
+    mode: str,
+    follow_interval: str | None = None,
+    stop: threading.Event | None = None,
+    on_batch: Callable[[IngestResult], None] | None = None,
+) -> list[IngestResult]:
+    """Run `stream` through the shared batch code (`process_batch`), one micro-batch at a time.
+
+    Without `follow_interval`, everything available now is taken, then the query stops
+    (`availableNow`). With it, a micro-batch starts every interval until `stop` is set (SIGTERM or
+    SIGINT in the main thread sets it): the query is stopped between batches, and a batch cut
+    short anyway is re-run from the checkpoint with the same id and transaction.
+    """
+    results: list[IngestResult] = [] if follow_interval is None else deque(maxlen=FOLLOW_RESULTS_KEPT)  # type: ignore[assignment]
     query_id: list[str] = []
     started = threading.Event()
 
@@ -83,37 +140,56 @@ def ingest_incremental(config: ClickmlConfig, spark: SparkSession, lake: Lake, s
             raise RuntimeError(f"ingest {source.name}: the stream's query id was not known after {QUERY_ID_WAIT_SECONDS}s")
         batch_id = stream_batch_id(source.name, query_id[0], epoch_id)
         reference_time = batch_time(batch)
-        batch = batch.drop(BATCH_TIME)
-        if source.format == "parquet":
-            frame = read_raw_parquet_frame(batch.drop("source_file", "source_block"), F.col("source_file"), batch)
-            raw = RawRecords(frame, frame.count())
-        else:
-            raw = raw_records_from_text(batch.select("value", "source_file", "source_block"), source)
-        # Bounded: the files of one micro-batch (at most ingest.max_files_per_trigger).
-        names = sorted(r[0] for r in batch.select("source_file").distinct().collect())
-        files = [LandingFile(relative=name, spark_uri=name, size=0) for name in names]
-        log.info("ingest %s: micro-batch of %d file(s)", batch_id, len(files))
-        results.append(
-            process_batch(
-                config, spark, lake, source, files, batch_id, "incremental", None, None,
-                reference_time=reference_time, raw=raw,
-            )
+        micro = prepare(batch.drop(BATCH_TIME), batch_id)
+        result = process_batch(
+            config, spark, lake, source, micro.files, batch_id, mode, None, None,
+            reference_time=reference_time, raw=micro.raw, txn=stream_txn(source.name, query_id[0], epoch_id),
+            offsets=micro.offsets,
         )
+        results.append(result)
+        if on_batch is not None:
+            on_batch(result)
 
     checkpoint = checkpoint_location(config, source)
-    log.info("ingest %s incrementally from %s (checkpoint %s)", source.name, location, checkpoint)
-    query = (
-        stream.writeStream.foreachBatch(each_batch)
-        .option("checkpointLocation", checkpoint)
-        .trigger(availableNow=True)
-        .queryName(f"ingest-{source.name}")
-        .start()
-    )
+    writer = stream.writeStream.foreachBatch(each_batch).option("checkpointLocation", checkpoint).queryName(f"ingest-{source.name}")
+    writer = writer.trigger(processingTime=follow_interval) if follow_interval else writer.trigger(availableNow=True)
+    log.info("ingest %s: %s stream, checkpoint %s", source.name, "following" if follow_interval else "availableNow", checkpoint)
+    query = writer.start()
     query_id.append(str(query.id))
     started.set()
-    query.awaitTermination()
+    if follow_interval is None:
+        query.awaitTermination()
+    else:
+        _follow(query, source.name, stop or threading.Event())
     if query.exception() is not None:  # pragma: no cover - awaitTermination raises already
         raise RuntimeError(f"ingest {source.name}: {query.exception()}")
     if not results:
-        log.info("ingest %s: no new files", source.name)
-    return results
+        log.info("ingest %s: nothing new", source.name)
+    return list(results)
+
+
+FOLLOW_RESULTS_KEPT = 1000
+"""A following stream returns the results of its last this-many micro-batches (it may run for weeks)."""
+STOP_WAIT_SECONDS = 600
+
+
+def _follow(query, name: str, stop: threading.Event) -> None:
+    """Wait until the query fails or `stop` is set (by SIGTERM / SIGINT when called from the main
+    thread); then let a running micro-batch finish (bounded) and stop the query."""
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            handlers[sig] = signal.signal(sig, lambda signum, frame: stop.set())
+    try:
+        while not stop.is_set():
+            if query.awaitTermination(timeout=1):  # ended on its own: failed (awaitTermination raised) or stopped
+                return
+        log.info("ingest %s: stop requested; letting the running micro-batch finish", name)
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        query.stop()
+        log.info("ingest %s: stream stopped", name)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)

@@ -1,7 +1,7 @@
 """Pure transforms from raw landing records to canonical, typed, validated events.
 
 Input of `parse_fields`: a frame with `raw` (the record's text), `source_file`, `source_line`,
-`arrival_time`. Output of `classify`: the canonical columns, `event_id`, `event_date`, and
+`arrival_time`, and optionally `raw_reason` (a reason decided before parsing). Output of `classify`: the canonical columns, `event_id`, `event_date`, and
 `reason` (null for a valid event, else a code from `reasons`).
 """
 
@@ -15,6 +15,8 @@ from pipelines.ingest import reasons
 from pipelines.sources import CANONICAL_FIELDS, SourceConfig
 
 CORRUPT = "_corrupt_record"
+RAW_REASON = "raw_reason"
+"""Optional input column: a quarantine reason decided before parsing (stream messages)."""
 FIELD_PREFIX = "f_"
 
 
@@ -106,8 +108,11 @@ def classify(
     too_old = F.col("t_event_time") < reference - F.expr(f"make_dt_interval(0, 0, 0, {float(max_age_hours) * 3600})")
     in_future = F.col("t_event_time") > reference + F.expr(f"make_dt_interval(0, 0, 0, {float(future_tolerance_minutes) * 60})")
     bad_price = (F.col("t_price") < 0) | (F.col("t_price") > F.lit(source.max_price))
+    # A stream message can be refused before parsing (empty, too large, not UTF-8): `raw_reason`.
+    refused = F.col(RAW_REASON) if RAW_REASON in parsed.columns else F.lit(None).cast("string")
     reason = (
-        F.when(F.col("malformed"), reasons.MALFORMED)
+        F.when(refused.isNotNull(), refused)
+        .when(F.col("malformed"), reasons.MALFORMED)
         .when(missing, reasons.MISSING_FIELD)
         .when(wrong_type, reasons.WRONG_TYPE)
         .when(F.col("t_event_type").isNull(), reasons.UNKNOWN_EVENT_TYPE)
@@ -123,7 +128,7 @@ def classify(
     ).substr(1, 32)
     event_id = F.col("c_event_id") if source.has_event_id else derived_id
     return out.select(
-        *[c for c in parsed.columns if not c.startswith(FIELD_PREFIX) and c != "malformed"],
+        *[c for c in parsed.columns if not c.startswith(FIELD_PREFIX) and c not in ("malformed", RAW_REASON)],
         "reason",
         event_id.alias("event_id"),
         F.col("t_event_time").alias("event_time"),

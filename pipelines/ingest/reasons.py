@@ -1,5 +1,11 @@
 """Quarantine reason codes, in the order they are checked (the first that applies wins)."""
 
+EMPTY = "empty_record"
+"""A stream message without a value, or with only blanks (a blank line of a file is no record)."""
+TOO_LARGE = "record_too_large"
+"""A stream message larger than the source's `kafka.max_message_bytes`; not parsed."""
+INVALID_ENCODING = "invalid_encoding"
+"""A stream message that is not valid UTF-8; quarantined as `base64:<its bytes>`."""
 MALFORMED = "malformed_record"
 """The line is not a record of the source's format (broken JSON, wrong CSV field count)."""
 MISSING_FIELD = "missing_required_field"
@@ -15,4 +21,4 @@ IN_FUTURE = "timestamp_in_future"
 INVALID_PRICE = "invalid_price"
 """The price is negative or above the source's `max_price`."""
 
-ALL = (MALFORMED, MISSING_FIELD, WRONG_TYPE, UNKNOWN_EVENT_TYPE, TOO_OLD, IN_FUTURE, INVALID_PRICE)
+ALL = (EMPTY, TOO_LARGE, INVALID_ENCODING, MALFORMED, MISSING_FIELD, WRONG_TYPE, UNKNOWN_EVENT_TYPE, TOO_OLD, IN_FUTURE, INVALID_PRICE)

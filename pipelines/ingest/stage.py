@@ -46,6 +46,16 @@ BRONZE_COLUMNS = (
     "price", "currency", "device", "referrer", "country", "source", "source_file", "source_line", "batch_id",
     "ingested_at", "event_date",
 )
+OFFSET_RANGE = T.StructType(
+    [
+        T.StructField("topic", T.StringType()),
+        T.StructField("partition", T.IntegerType()),
+        T.StructField("start_offset", T.LongType()),
+        T.StructField("end_offset", T.LongType()),
+        T.StructField("records", T.LongType()),
+    ]
+)
+"""A stream batch's slice of one topic partition: offsets [start_offset, end_offset)."""
 AUDIT_SCHEMA = T.StructType(
     [
         T.StructField("batch_id", T.StringType()),
@@ -62,11 +72,16 @@ AUDIT_SCHEMA = T.StructType(
         T.StructField("duplicates_in_batch", T.LongType()),
         T.StructField("duplicates_in_bronze", T.LongType()),
         T.StructField("event_dates", T.ArrayType(T.DateType())),
+        T.StructField("offsets", T.ArrayType(OFFSET_RANGE)),
         T.StructField("started_at", T.TimestampType()),
         T.StructField("finished_at", T.TimestampType()),
         T.StructField("seconds", T.DoubleType()),
     ]
 )
+
+
+class IngestUsageError(ValueError):
+    """The ingest was asked for something its sources do not allow (an interval of a Kafka source)."""
 
 
 class AccountingError(RuntimeError):
@@ -91,6 +106,9 @@ class IngestResult:
     duplicates_in_bronze: int = 0
     event_dates: list[dt.date] = field(default_factory=list)
     """Event dates of the rows written to bronze (the partitions the silver stage must refresh)."""
+    offsets: list[dict] = field(default_factory=list)
+    """Kafka batches: per topic partition, `topic`, `partition`, `start_offset`, `end_offset`
+    (exclusive) and `records`; empty for files."""
     seconds: float = 0.0
     skipped: bool = False
     """True when the batch had already been ingested completely (nothing was written)."""
@@ -116,21 +134,34 @@ def run(
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
     lake: Lake | None = None,
+    follow: bool = False,
 ) -> list[IngestResult]:
     """Ingest a source: the interval [start, end) when given, else incrementally (availableNow).
+    A Kafka source is read as a stream: availableNow, or with `follow` until SIGTERM.
 
     The work runs in a child session (same SparkContext, own session state): the stage counts
     records with `DataFrame.observe`, after which Spark 4.1 fails every MLlib fit or model
     selection in that session ("Task not serializable: ObservationManager"). The caller's session
     stays usable.
     """
+    names = [source] if source else list(config.ingest.sources)
+    specs = [load_source(config.conf_dir, name) for name in names]
+    if follow and (len(specs) != 1 or specs[0].kind != "kafka"):
+        raise IngestUsageError(f"--follow runs one Kafka source; got {', '.join(f'{s.name} ({s.kind})' for s in specs)}")
     spark = spark.newSession()
     lake = (lake or Lake(config)).with_session(spark)
-    names = [source] if source else list(config.ingest.sources)
     results: list[IngestResult] = []
-    for name in names:
-        spec = load_source(config.conf_dir, name)
-        if start is not None and end is not None:
+    for spec in specs:
+        if spec.kind == "kafka":
+            if start is not None or end is not None:
+                raise IngestUsageError(
+                    f"source {spec.name} is a Kafka source: it is ingested as a stream from its checkpoint, "
+                    "not by interval (drop --start/--end)"
+                )
+            from pipelines.ingest.kafka import ingest_kafka
+
+            results.extend(ingest_kafka(config, spark, lake, spec, follow=follow))
+        elif start is not None and end is not None:
             results.append(ingest_interval(config, spark, lake, spec, start, end))
         else:
             from pipelines.ingest.incremental import ingest_incremental
@@ -172,7 +203,7 @@ def completed_batch(lake: Lake, config: ClickmlConfig, batch_id: str) -> IngestR
         bronze_written=row["bronze_written"], quarantined=row["quarantined"],
         quarantined_by_reason=dict(row["quarantined_by_reason"] or {}), duplicates_in_batch=row["duplicates_in_batch"],
         duplicates_in_bronze=row["duplicates_in_bronze"], event_dates=list(row["event_dates"] or []),
-        seconds=row["seconds"], skipped=True,
+        offsets=[o.asDict() for o in row.get("offsets") or []], seconds=row["seconds"], skipped=True,
     )
 
 
@@ -227,18 +258,24 @@ def process_batch(
     end: dt.datetime | None,
     reference_time: dt.datetime,
     raw: RawRecords | None = None,
+    txn: Txn | None = None,
+    offsets: list[dict] | None = None,
 ) -> IngestResult:
     """Classify and deduplicate the batch in one Spark job that writes every outcome, check the
-    accounting identity on the written files, then commit quarantine, bronze, audit."""
+    accounting identity on the written files, then commit quarantine, bronze, audit.
+
+    `txn` is the batch's Delta transaction (default: one per batch id); a stream passes its
+    query's id and the epoch. `offsets` (stream batches) go into the audit row; their records add
+    up to the records read, which the identity then ties to bronze + quarantine + duplicates."""
     done = completed_batch(lake, config, batch_id)
     if done is not None:
         log.info("ingest %s: already complete; nothing to do", batch_id)
         return done
     started = time.time()
     started_at = dt.datetime.now(dt.timezone.utc)
-    result = IngestResult(batch_id, source.name, mode, start, end, files=len(files))
+    result = IngestResult(batch_id, source.name, mode, start, end, files=len(files), offsets=list(offsets or []))
     if raw is None and not files:
-        _write_audit(spark, lake, config, result, [], started_at)
+        _write_audit(spark, lake, config, result, [], started_at, txn or Txn.for_batch(APP_ID, batch_id))
         return result
     given = raw is not None
     raw = raw if given else read_raw(spark, files, source)
@@ -261,6 +298,12 @@ def process_batch(
         result.duplicates_in_bronze = batch.duplicates_in_bronze
         result.event_dates = batch.bronze.partition_values("event_date")
         accounted = result.bronze_written + result.quarantined + result.duplicates_in_batch + result.duplicates_in_bronze
+        in_offsets = sum(o["end_offset"] - o["start_offset"] for o in result.offsets)
+        if result.offsets and in_offsets != result.records_read:
+            raise AccountingError(
+                f"ingest {batch_id}: the batch's offset ranges hold {in_offsets} messages but {result.records_read} "
+                "records were read; nothing was committed"
+            )
         if accounted != result.records_read or batch.quarantine.rows != result.quarantined:
             raise AccountingError(
                 f"ingest {batch_id}: read {result.records_read} records but accounted for {accounted} "
@@ -273,14 +316,14 @@ def process_batch(
         raise
     # Each table's commit is keyed by the batch's transaction id: after a crash between the two,
     # the re-run skips the committed one and finishes the other (the audit row is written last).
-    txn = Txn.for_batch(APP_ID, batch_id)
+    txn = txn or Txn.for_batch(APP_ID, batch_id)
     try:
         _commit(lake, batch.quarantine, txn, result.quarantined)
         _commit(lake, batch.bronze, txn, result.bronze_written)
     finally:
         batch.discard(spark)
     result.seconds = time.time() - started
-    _write_audit(spark, lake, config, result, [f.relative for f in files], started_at)
+    _write_audit(spark, lake, config, result, [f.relative for f in files], started_at, txn)
     log.info("ingest %s", result.report())
     return result
 
@@ -464,7 +507,8 @@ def _commit(lake: Lake, staged: StagedRows, txn: Txn, expected: int) -> None:
         )
 
 
-def _write_audit(spark, lake: Lake, config: ClickmlConfig, result: IngestResult, files: list[str], started_at) -> None:
+def _write_audit(spark, lake: Lake, config: ClickmlConfig, result: IngestResult, files: list[str], started_at, txn: Txn) -> None:
+    ensure_audit_columns(spark, lake, config)
     row = {
         **{k: v for k, v in asdict(result).items() if k in AUDIT_SCHEMA.fieldNames()},
         "file_list": files,
@@ -472,7 +516,22 @@ def _write_audit(spark, lake: Lake, config: ClickmlConfig, result: IngestResult,
         "finished_at": dt.datetime.now(dt.timezone.utc),
     }
     frame = spark.createDataFrame([tuple(row[f] for f in AUDIT_SCHEMA.fieldNames())], AUDIT_SCHEMA)
-    lake.write(frame, config.tables.ingest_audit, mode="append", txn=Txn.for_batch(APP_ID, result.batch_id))
+    lake.write(frame, config.tables.ingest_audit, mode="append", txn=txn)
+
+
+def ensure_audit_columns(spark: SparkSession, lake: Lake, config: ClickmlConfig) -> None:
+    """Add the audit columns that a table written by an older clickml lacks (`offsets`), with
+    Delta's ALTER TABLE ADD COLUMNS (a metadata-only commit; old rows read them as null)."""
+    table = config.tables.ingest_audit
+    if not lake.exists(table):
+        return
+    present = set(lake.read(table).columns)
+    missing = [f for f in AUDIT_SCHEMA.fields if f.name not in present]
+    if not missing:
+        return
+    columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
+    log.info("%s: adding column(s) %s", table, ", ".join(f.name for f in missing))
+    spark.sql(f"ALTER TABLE delta.`{lake.location(table).spark_uri}` ADD COLUMNS ({columns})")
 
 
 def classify_records(config: ClickmlConfig, source: SourceConfig, raw: DataFrame, reference_time: dt.datetime) -> DataFrame:

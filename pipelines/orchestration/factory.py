@@ -106,7 +106,8 @@ def build_ingest_dag(settings: DagSettings):
         "interval's arrival folders (`date=YYYY-MM-DD/hour=HH`) without holding a worker slot, then "
         "`jobs/ingest_clickstream.py --source S --start START --end END` loads them into `bronze.events` "
         "(bad records to `bronze.quarantine`, one audit row per batch). Re-running an interval changes "
-        "nothing. Finally the Great Expectations gate validates the bronze tables; a failed gate fails the run.\n\n"
+        "nothing. A Kafka source has no sensor: its task runs the streaming ingest with `availableNow` "
+        "every interval (what arrived since the checkpoint, exactly once). Finally the Great Expectations gate validates the bronze tables; a failed gate fails the run.\n\n"
         f"Catchup is {'on' if ingest_conf.catchup else 'off'} (`orchestration.ingest.catchup`): backfill past "
         "hours with `airflow backfill create --dag-id clickstream_ingest --from-date ... --to-date ...`."
     )
@@ -116,6 +117,9 @@ def build_ingest_dag(settings: DagSettings):
               "Landing files -> bronze, hourly, per source", ingest_conf.max_active_runs) as dag:
         ingests = []
         for source in sources:
+            if _source_kind(settings, source) == "kafka":
+                ingests.append(_kafka_ingest(settings, source, bronze))
+                continue
             with TaskGroup(group_id=source, tooltip=f"landing/{source} -> bronze") as group:
                 wait = _landing_sensor(settings, source, sensor)
                 ingest = spark_job(
@@ -132,6 +136,38 @@ def build_ingest_dag(settings: DagSettings):
                      "expectation.", trigger_rule="none_failed_min_one_success")
         ingests >> gate
     return dag
+
+
+def _source_kind(settings: DagSettings, source: str) -> str:
+    """`files` or `kafka`, from the source file the jobs read (the job's conf dir), else from the
+    DAG's own conf dir (the jobs' may live only on the workers); `files` when neither has it (the
+    sensor and the job then name the missing file)."""
+    from pipelines.config.loader import ConfigError
+    from pipelines.sources import load_source
+
+    for conf_dir in dict.fromkeys([settings.job_conf_dir, settings.config.conf_dir]):
+        try:
+            return load_source(conf_dir, source).kind
+        except ConfigError:
+            continue
+    return "files"
+
+
+def _kafka_ingest(settings: DagSettings, source: str, outlets):
+    """A Kafka source: no sensor; every interval, the availableNow stream ingest takes what the
+    topic holds beyond the checkpoint, then stops. One run at a time (one checkpoint)."""
+    from airflow.sdk import TaskGroup
+
+    with TaskGroup(group_id=source, tooltip=f"Kafka {source} -> bronze") as group:
+        spark_job(
+            settings, "ingest", "ingest_clickstream", ["--source", source],
+            timeout_minutes=settings.config.orchestration.timeouts.ingest, outlets=outlets,
+            max_active_tis_per_dag=1,
+            doc_md=(f"`spark-submit jobs/ingest_clickstream.py --source {source}`: Structured Streaming from Kafka "
+                    "with `availableNow`: everything the topic holds beyond the checkpoint, then stop. Exactly once "
+                    "(checkpoint + Delta transactions); one run at a time, since the runs share the checkpoint."),
+        )
+    return group
 
 
 def _landing_sensor(settings: DagSettings, source: str, sensor):

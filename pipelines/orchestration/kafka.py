@@ -247,10 +247,18 @@ class LocalKafka:
         self.port = port or free_port()
         self.controller_port = controller_port or _free_port_besides(self.port)
         self.heap = heap
-        self.java = java or java_executable()
+        self._java = java or None
         self._classpath = classpath
         self.start_timeout = start_timeout
         self._process: subprocess.Popen | None = None
+
+    @property
+    def java(self) -> str:
+        """The `java` that runs the broker and the tools, looked up on first use (KafkaError when there is
+        none): stopping or inspecting a broker (`make down`, the stack's status) needs no Java."""
+        if self._java is None:
+            self._java = java_executable()
+        return self._java
 
     # -- addresses and files -----------------------------------------------------------------------
     @property

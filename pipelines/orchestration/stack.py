@@ -1,16 +1,20 @@
 """`make up` / `make down`: a local stack of real services on 127.0.0.1.
 
-    python -m pipelines.orchestration.stack up [--services spark-master,spark-worker,mlflow,airflow] [--lake s3]
+    python -m pipelines.orchestration.stack up [--services spark-master,spark-worker,mlflow,kafka,airflow] [--lake s3]
     python -m pipelines.orchestration.stack status
+    python -m pipelines.orchestration.stack env
     python -m pipelines.orchestration.stack down
 
 Services: an S3-compatible server for a lakehouse on `s3a://` (moto's server, `--lake s3`), a
 Spark standalone master and one worker (pyspark's own `spark-class`: the pip package has
 no `sbin/start-master.sh`), an MLflow tracking server (SQLite store and artifacts under the
-lakehouse), and `airflow standalone` (API server and UI, scheduler, DAG processor, triggerer) with
-`dags/` loaded and the connection `clickml_spark` pointing at the master. Each service runs in its
-own process group; its pid is kept in `<state>/pids/`, so `down` stops exactly what `up` started
-(the group and every descendant, e.g. spark-submit JVMs of running tasks), and nothing else.
+lakehouse), a single-node Kafka broker (`pipelines.orchestration.kafka.LocalKafka`, KRaft, data under
+`<state>/kafka/`; clickml finds it through CLICKML_KAFKA_BOOTSTRAP), and `airflow standalone` (API
+server and UI, scheduler, DAG processor, triggerer) with `dags/` loaded and the connection
+`clickml_spark` pointing at the master. Each service runs in its own process group; its pid is kept
+in `<state>/pids/` (Kafka's in `<state>/kafka/pids/`, where LocalKafka keeps it: `make kafka-up` and
+`make up` share one broker), so `down` stops exactly what `up` started (the group and every
+descendant, e.g. spark-submit JVMs of running tasks), and nothing else.
 """
 
 from __future__ import annotations
@@ -28,9 +32,14 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # kafka.py imports this module
+    from pipelines.orchestration.kafka import LocalKafka
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ALL_SERVICES = ("spark-master", "spark-worker", "mlflow", "airflow")
+ALL_SERVICES = ("spark-master", "spark-worker", "mlflow", "kafka", "airflow")
+KAFKA_SERVICE = "kafka"
 S3_SERVICE = "s3"
 S3_BUCKETS = ("clickml-lakehouse", "clickml-landing", "clickml-artifacts")
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "clickml", "AWS_SECRET_ACCESS_KEY": "clickml-local", "AWS_REGION": "us-east-1"}
@@ -50,13 +59,18 @@ class Ports:
     mlflow: int = 5000
     airflow: int = 8080
     s3: int = 9000
+    kafka: int = 9092
+    kafka_controller: int = 9093
+
+    ENV = {"spark": "CLICKML_SPARK_PORT", "spark_ui": "CLICKML_SPARK_UI_PORT", "worker_ui": "CLICKML_WORKER_UI_PORT",
+           "mlflow": "CLICKML_MLFLOW_PORT", "airflow": "CLICKML_AIRFLOW_PORT", "s3": "CLICKML_S3_PORT",
+           "kafka": "CLICKML_KAFKA_PORT", "kafka_controller": "CLICKML_KAFKA_CONTROLLER_PORT"}
+    """The variable that sets each port (`make up CLICKML_KAFKA_PORT=19092`)."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Ports:
         env = os.environ if env is None else env
-        names = {"spark": "CLICKML_SPARK_PORT", "spark_ui": "CLICKML_SPARK_UI_PORT", "worker_ui": "CLICKML_WORKER_UI_PORT",
-                 "mlflow": "CLICKML_MLFLOW_PORT", "airflow": "CLICKML_AIRFLOW_PORT", "s3": "CLICKML_S3_PORT"}
-        return cls(**{key: int(env[var]) for key, var in names.items() if env.get(var)})
+        return cls(**{key: int(env[var]) for key, var in cls.ENV.items() if env.get(var)})
 
 
 @dataclass
@@ -67,6 +81,8 @@ class Service:
     url: str
     ready: Callable[[], bool]
     port: int
+    more_ports: tuple[int, ...] = ()
+    """Other ports it listens on (Kafka's controller), checked before anything starts."""
 
 
 @dataclass
@@ -101,6 +117,25 @@ class Stack:
     def s3_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.ports.s3}"
 
+    @property
+    def kafka_dir(self) -> Path:
+        return self.state_dir / "kafka"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.ports.kafka}"
+
+    def kafka_env(self) -> dict[str, str]:
+        """Where clickml finds the stack's broker (read by conf/sources/clickstream_kafka.yaml)."""
+        return {"CLICKML_KAFKA_BOOTSTRAP": self.kafka_bootstrap}
+
+    def kafka(self) -> LocalKafka:
+        """The stack's broker: LocalKafka in `<state>/kafka/` on the stack's ports. It starts, waits for
+        and stops itself and keeps its own pid and log files there (see `_self_supervised`)."""
+        from pipelines.orchestration.kafka import LocalKafka
+
+        return LocalKafka(self.kafka_dir, port=self.ports.kafka, controller_port=self.ports.kafka_controller)
+
     def s3_env(self) -> dict[str, str]:
         """What a job needs to use the local S3 server (read by conf/profiles/s3-standalone.yaml)."""
         if not self.lake_on_s3:
@@ -119,10 +154,17 @@ class Stack:
         return self.state_dir / "airflow"
 
     def pid_file(self, name: str) -> Path:
-        return self.state_dir / "pids" / f"{name}.pid"
+        managed = self._self_supervised(name)
+        return managed.pid_file if managed else self.state_dir / "pids" / f"{name}.pid"
 
     def log_file(self, name: str) -> Path:
-        return self.state_dir / "logs" / f"{name}.log"
+        managed = self._self_supervised(name)
+        return managed.log_file if managed else self.state_dir / "logs" / f"{name}.log"
+
+    def _self_supervised(self, name: str) -> LocalKafka | None:
+        """The object that starts (bounded wait included) and stops a service that is not a plain command
+        run by the stack, with its pid file ("pid start-time", as the stack's own) and log: Kafka's LocalKafka."""
+        return self.kafka() if name == KAFKA_SERVICE else None
 
     # -- services ----------------------------------------------------------------------------------
     def base_env(self) -> dict[str, str]:
@@ -157,6 +199,7 @@ class Stack:
             "CLICKML_CONF_DIR": str(self.repo_root / "conf"),
             "CLICKML_SPARK_MASTER": self.master_url,
             "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{self.ports.mlflow}",
+            **self.kafka_env(),
         })
         if not self.lake_on_s3:
             env["CLICKML_LAKEHOUSE"] = env.get("CLICKML_LAKEHOUSE", str(self.lakehouse))
@@ -168,6 +211,7 @@ class Stack:
         spark_env = self.base_env()
         mlflow_dir = self.lakehouse / "_mlflow"
         artifacts = "s3://clickml-artifacts/mlflow" if self.lake_on_s3 else str(mlflow_dir / "artifacts")
+        kafka = self.kafka()
         services = {
             S3_SERVICE: Service(
                 S3_SERVICE, [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(ports.s3)],
@@ -190,6 +234,9 @@ class Stack:
                  "--artifacts-destination", artifacts],
                 self.base_env(), f"http://127.0.0.1:{ports.mlflow}",
                 lambda: _get(f"http://127.0.0.1:{ports.mlflow}/health") is not None, ports.mlflow),
+            # No argv: LocalKafka runs the broker (java -cp <kafka jars> kafka.Kafka) itself.
+            KAFKA_SERVICE: Service(KAFKA_SERVICE, [], {}, self.kafka_bootstrap, kafka.ready, ports.kafka,
+                                   (ports.kafka_controller,)),
             "airflow": Service(
                 "airflow", [str(bin_ / "airflow"), "standalone"], self.airflow_env(),
                 f"http://127.0.0.1:{ports.airflow}", self._airflow_ready, ports.airflow),
@@ -295,6 +342,9 @@ class Stack:
         for directory in ("pids", "logs", "spark-work", "airflow", "validation"):
             (self.state_dir / directory).mkdir(parents=True, exist_ok=True)
         (self.lakehouse / "_mlflow" / "artifacts").mkdir(parents=True, exist_ok=True)
+        for name in names:  # before anything starts: a taken port fails the whole `up` at once
+            if not self.running(name):
+                self._check_ports(services[name])
         started: list[str] = []
         try:
             for name in names:
@@ -302,17 +352,40 @@ class Stack:
                 if self.running(name):
                     echo(f"{name}: already running (pid {self.running(name)})")
                     continue
-                if _port_open(service.port):
-                    raise StackError(f"{name}: port {service.port} on 127.0.0.1 is taken by another process; "
-                                     "stop it or choose another port (CLICKML_*_PORT)")
+                self._check_ports(service)
                 started.append(name)
-                self._start(service)
-                echo(f"{name}: started (pid {self.running(name)}), log {self.log_file(name)}")
-                self._wait(service, timeout)
+                managed = self._self_supervised(name)
+                if managed is not None:
+                    self._start_self_supervised(name, managed, timeout)
+                    echo(f"{name}: started (pid {self.running(name)}), log {self.log_file(name)}")
+                else:
+                    self._start(service)
+                    echo(f"{name}: started (pid {self.running(name)}), log {self.log_file(name)}")
+                    self._wait(service, timeout)
                 echo(f"{name}: ready at {service.url}")
         except BaseException:
             self.down(started, echo=echo)  # what this call started; services already running stay up
             raise
+
+    def _check_ports(self, service: Service) -> None:
+        for port in (service.port, *service.more_ports):
+            if _port_open(port):
+                variables = [var for key, var in Ports.ENV.items() if getattr(self.ports, key) == port]
+                raise StackError(f"{service.name}: port {port} on 127.0.0.1 is taken by another process; stop it or "
+                                 f"choose another port ({' / '.join(variables) or 'CLICKML_*_PORT'})")
+
+    @staticmethod
+    def _start_self_supervised(name: str, managed: LocalKafka, timeout: float) -> None:
+        """LocalKafka.start: formats on first use, starts, waits (bounded) until ready, cleans up on failure."""
+        from pipelines.orchestration.kafka import KafkaError, PortTakenError
+
+        managed.start_timeout = timeout
+        try:
+            managed.start()
+        except PortTakenError as exc:
+            raise StackError(f"{name}: {exc} (CLICKML_KAFKA_PORT / CLICKML_KAFKA_CONTROLLER_PORT choose others)") from exc
+        except KafkaError as exc:
+            raise StackError(f"{name}: {exc}") from exc
 
     def _start(self, service: Service) -> None:
         cwd = self.airflow_home if service.name == "airflow" else self.state_dir
@@ -351,7 +424,11 @@ class Stack:
             if pid is None:
                 self.pid_file(name).unlink(missing_ok=True)
                 continue
-            _stop_tree(pid, grace)
+            managed = self._self_supervised(name)
+            if managed is not None:
+                managed.stop(grace)  # the same process-tree stop, and LocalKafka's own bookkeeping
+            else:
+                _stop_tree(pid, grace)
             self.pid_file(name).unlink(missing_ok=True)
             echo(f"{name}: stopped (pid {pid})")
 
@@ -361,13 +438,17 @@ class Stack:
         lines = ["clickml local stack (127.0.0.1):"]
         labels = {"spark-master": f"Spark master   {self.master_url}  UI", "spark-worker": "Spark worker   UI",
                   "mlflow": "MLflow         UI", "airflow": "Airflow        UI",
-                  S3_SERVICE: "S3 (moto)      endpoint"}
+                  S3_SERVICE: "S3 (moto)      endpoint", KAFKA_SERVICE: "Kafka          bootstrap servers"}
         for name, service in services.items():
             if name == S3_SERVICE and not self.lake_on_s3 and not self.running(name):
                 continue
             state = "up" if self.running(name) else "down"
             lines.append(f"  {labels[name]:<44} {service.url}  [{state}]")
         lines.append(f"  Airflow login: admin / {password}")
+        if self.running(KAFKA_SERVICE):
+            lines.append(f"  Kafka topics (none is created on first use): python -m pipelines.orchestration.kafka "
+                         f"create-topic clickstream --partitions 3 --dir {self.kafka_dir}; "
+                         f"clickml reads CLICKML_KAFKA_BOOTSTRAP={self.kafka_bootstrap}")
         if self.lake_on_s3:
             lines.append("  lakehouse: s3a://clickml-lakehouse/local (in the S3 server's memory until make down); "
                          f"jobs: CLICKML_PROFILE={self.profile} with the env of `make up-env`")
@@ -489,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "down":
         stack.down([S3_SERVICE, *names])  # reverse order: the S3 server stops last
     elif args.command == "env":  # `eval "$(make -s up-env)"`: run clickml by hand against the stack
-        env = {"CLICKML_PROFILE": stack.profile, **stack.s3_env()}
+        env = {"CLICKML_PROFILE": stack.profile, **stack.s3_env(), **stack.kafka_env()}
         if not stack.lake_on_s3:
             env.update({"CLICKML_SPARK_MASTER": stack.master_url, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{stack.ports.mlflow}"})
         print("\n".join(f"export {k}={v}" for k, v in env.items()))

@@ -3,9 +3,10 @@
 from pipelines.sources.models import (
     CANONICAL_EVENT_TYPES,
     CANONICAL_FIELDS,
+    KafkaOptions,
     SourceConfig,
-    load_source,
     available_sources,
+    load_source,
 )
 
-__all__ = ["CANONICAL_EVENT_TYPES", "CANONICAL_FIELDS", "SourceConfig", "available_sources", "load_source"]
+__all__ = ["CANONICAL_EVENT_TYPES", "CANONICAL_FIELDS", "KafkaOptions", "SourceConfig", "available_sources", "load_source"]

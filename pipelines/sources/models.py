@@ -5,8 +5,9 @@ Adding a third site's export needs only a new `conf/sources/<name>.yaml`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Mapping
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -46,17 +47,76 @@ class TimestampSpec(Section):
     """Zone of times that carry no offset."""
 
 
+class KafkaOptions(Section):
+    """Where a `kind: kafka` source reads its messages (one record per message value)."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    """Comma-separated `host:port` list; the environment variable named by `bootstrap_servers_env`
+    overrides it when set (one config for laptop and cluster)."""
+    bootstrap_servers_env: str = "CLICKML_KAFKA_BOOTSTRAP"
+    """Environment variable that, when set, replaces `bootstrap_servers`."""
+    topic: str | None = None
+    """The topic to read (or several, comma-separated); exactly one of `topic` and `pattern`."""
+    pattern: str | None = None
+    """A Java regular expression of topic names (Spark's `subscribePattern`)."""
+    starting_offsets: Literal["earliest", "latest"] = "earliest"
+    """Where a new checkpoint starts; afterwards the checkpoint decides."""
+    max_offsets_per_trigger: int | None = Field(default=None, gt=0)
+    """Cap on the messages of one micro-batch (None: everything available)."""
+    max_message_bytes: int = Field(default=1_048_576, gt=0)
+    """A message value over this many bytes is quarantined (`record_too_large`), not parsed."""
+    follow_interval: str = "30 seconds"
+    """Micro-batch interval of `clickml ingest --follow` (Spark's processingTime trigger)."""
+    options_from_env: dict[str, str] = Field(default_factory=dict)
+    """Kafka client options read from the environment, e.g. `{kafka.security.protocol:
+    KAFKA_SECURITY_PROTOCOL, kafka.sasl.jaas.config: KAFKA_SASL_JAAS_CONFIG}`: option -> variable.
+    Secrets never live in the file; a variable that is not set is an error naming it."""
+
+    @field_validator("options_from_env")
+    @classmethod
+    def _kafka_options(cls, value: dict[str, str]) -> dict[str, str]:
+        wrong = sorted(k for k in value if not k.startswith("kafka."))
+        if wrong:
+            raise ValueError(f"option(s) {', '.join(wrong)} must start with 'kafka.' (Kafka client settings)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_subscription(self) -> KafkaOptions:
+        if (self.topic is None) == (self.pattern is None):
+            raise ValueError("give exactly one of topic and pattern")
+        return self
+
+    def servers(self, env: Mapping[str, str] | None = None) -> str:
+        """The bootstrap servers: the environment's override, else the file's."""
+        env = os.environ if env is None else env
+        return env.get(self.bootstrap_servers_env) or self.bootstrap_servers
+
+    def client_options(self, source: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
+        """`kafka.*` options for Spark's Kafka source: the servers plus `options_from_env`."""
+        env = os.environ if env is None else env
+        missing = sorted(v for v in self.options_from_env.values() if v not in env)
+        if missing:
+            raise ConfigError(
+                f"source {source}: kafka.options_from_env names variable(s) {', '.join(missing)} that are not set"
+            )
+        return {"kafka.bootstrap.servers": self.servers(env), **{k: env[v] for k, v in self.options_from_env.items()}}
+
+
 class SourceConfig(Section):
-    """One landing-zone source."""
+    """One source: landing files (`kind: files`) or a Kafka topic (`kind: kafka`)."""
 
     name: str
     """Source name, recorded on every bronze row."""
     description: str = ""
     """What this source is."""
+    kind: Literal["files", "kafka"] = "files"
+    """`files`: landing files under `path`; `kafka`: messages of a topic (`kafka:` section)."""
     format: Literal["json", "csv", "parquet"]
-    """File format; `.gz` files are decompressed by extension."""
-    path: str
-    """Folder of this source under `landing.root` (or an absolute path / URI)."""
+    """Record format (of a file, or of a Kafka message's value); `.gz` files are decompressed by extension."""
+    path: str = ""
+    """Folder of this source under `landing.root` (or an absolute path / URI); files sources only."""
+    kafka: KafkaOptions | None = None
+    """Broker and topic (required when kind is kafka)."""
     layout: Literal["hourly", "flat"] = "hourly"
     """`hourly`: files in `date=YYYY-MM-DD/hour=HH/` arrival folders; `flat`: anywhere below `path`."""
     csv: CsvOptions | None = None
@@ -92,6 +152,16 @@ class SourceConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> SourceConfig:
+        if self.kind == "kafka":
+            if self.kafka is None:
+                raise ValueError("kind kafka needs a kafka: section (bootstrap_servers, topic or pattern)")
+            if self.format == "parquet":
+                raise ValueError("a kafka source's messages are json or csv lines, not parquet")
+        else:
+            if self.kafka is not None:
+                raise ValueError("a kafka: section needs kind: kafka")
+            if not self.path:
+                raise ValueError("path is required for a files source (its folder under landing.root)")
         for field in ("event_time", "event_type", "user_id"):
             if field not in self.columns:
                 raise ValueError(f"columns must map the canonical field {field}")

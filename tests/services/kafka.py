@@ -1,6 +1,6 @@
 """A real single-node Kafka broker for tests: `pipelines.orchestration.kafka.LocalKafka` (KRaft, one JVM).
 
-    from tests.services.kafka import kafka  # noqa: F401  (registers the fixture in the module)
+    # registered once for the session in tests/conftest.py
 
     def test_x(kafka):
         kafka.create_topic(unique_topic("clicks"), partitions=3)

@@ -18,7 +18,7 @@ from pipelines.orchestration.hdfs import port_taken
 from pipelines.orchestration.kafka import KafkaError, LocalKafka, PortTakenError, fetch_metadata
 from pipelines.orchestration.stack import _alive
 from tests.processes import free_ports
-from tests.services.kafka import kafka, unique_topic  # noqa: F401 - the session fixture
+from tests.services.kafka import unique_topic
 
 
 def _processes_mentioning(folder: Path) -> list[int]:

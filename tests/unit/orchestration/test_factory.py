@@ -71,6 +71,17 @@ def test_a_new_site_is_config_only(dag_settings):
     assert args[args.index("--source") + 1] == "rees46"
 
 
+def test_a_kafka_source_runs_the_stream_ingest_every_interval_without_a_sensor(dag_settings):
+    dag = build_dags(dag_settings("orchestration.ingest.sources=[clickstream, clickstream_kafka]"))["clickstream_ingest"]
+    assert "clickstream_kafka.wait_for_landing_files" not in dag.task_ids
+    ingest = dag.get_task("clickstream_kafka.ingest")
+    args = ingest.application_args
+    assert args[args.index("--source") + 1] == "clickstream_kafka"
+    assert "--start" not in args and "--end" not in args  # availableNow from the checkpoint
+    assert ingest.max_active_tis_per_dag == 1  # the runs share one checkpoint
+    assert _upstream(dag, "validate_bronze") == {"clickstream.ingest", "clickstream_kafka.ingest"}
+
+
 def test_etl_dag_is_a_gated_chain_with_asset_outlets(dags):
     dag = dags["clickstream_etl_features"]
     chain = ["build_silver", "validate_silver", "build_features", "validate_features", "build_training_sets"]

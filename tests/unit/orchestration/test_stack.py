@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import re
+import socket
+import subprocess
 import sys
 
 import pytest
 
-from pipelines.orchestration.stack import Service, Stack, StackError
+from pipelines.orchestration import kafka as kafka_module
+from pipelines.orchestration.kafka import KafkaError, LocalKafka, PortTakenError
+from pipelines.orchestration.stack import (
+    ALL_SERVICES,
+    KAFKA_SERVICE,
+    Ports,
+    Service,
+    Stack,
+    StackError,
+    _start_time,
+)
+from pipelines.orchestration.stack import main as stack_main
+from tests.conftest import REPO_ROOT
+from tests.processes import free_ports
 
 
 def _service(name: str, ready: bool) -> Service:
@@ -30,3 +46,122 @@ def test_a_failed_up_stops_only_the_services_it_started(tmp_path, monkeypatch):
         assert stack.running("new") is None
     finally:
         stack.down(["old", "new"], echo=lambda _: None, grace=5)
+
+
+# -- Kafka: LocalKafka wrapped as one of the stack's services (no broker starts here) -------------
+def _listening() -> socket.socket:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    return holder
+
+
+def _stack_services_of_make() -> list[str]:
+    text = (REPO_ROOT / "make" / "stack.mk").read_text()
+    return re.search(r"^STACK_SERVICES \?= (\S+)$", text, re.M).group(1).split(",")
+
+
+def test_kafka_is_a_default_service_on_its_own_ports(tmp_path, monkeypatch):
+    assert KAFKA_SERVICE in ALL_SERVICES and ALL_SERVICES.index(KAFKA_SERVICE) < ALL_SERVICES.index("airflow")
+    assert _stack_services_of_make() == list(ALL_SERVICES)  # `make up` starts it; `make down` stops ALL_SERVICES
+    assert (Ports().kafka, Ports().kafka_controller) == (9092, 9093)
+    ports = Ports.from_env({"CLICKML_KAFKA_PORT": "19092", "CLICKML_KAFKA_CONTROLLER_PORT": "19093", "CLICKML_S3_PORT": "9100"})
+    assert (ports.kafka, ports.kafka_controller, ports.s3, ports.airflow) == (19092, 19093, 9100, 8080)
+
+    # Stopping or listing the broker needs no Java: only starting it does.
+    monkeypatch.setattr(kafka_module, "java_executable", lambda: pytest.fail("Java looked up"))
+    stack = Stack(tmp_path / "state", ports=ports, lakehouse=tmp_path / "lake")
+    kafka = stack.services()[KAFKA_SERVICE]
+    assert (kafka.port, kafka.more_ports, kafka.url) == (19092, (19093,), "127.0.0.1:19092")
+    broker = stack.kafka()
+    assert isinstance(broker, LocalKafka) and broker.folder == stack.state_dir / "kafka"
+    assert broker.ports() == {"broker": 19092, "controller": 19093}
+    # LocalKafka's own pid and log files: `make kafka-up` and `make up` (same folder) share one broker.
+    assert stack.pid_file(KAFKA_SERVICE) == broker.pid_file == stack.state_dir / "kafka" / "pids" / "kafka.pid"
+    assert stack.log_file(KAFKA_SERVICE) == broker.log_file
+    assert stack.pid_file("mlflow") == stack.state_dir / "pids" / "mlflow.pid"
+    assert "Kafka          bootstrap servers" in stack.summary() and "127.0.0.1:19092  [down]" in stack.summary()
+
+
+def test_clickml_gets_the_brokers_address(tmp_path, monkeypatch, capsys):
+    stack = Stack(tmp_path / "state", ports=Ports(kafka=19092), lakehouse=tmp_path / "lake")
+    assert stack.kafka_env() == {"CLICKML_KAFKA_BOOTSTRAP": "127.0.0.1:19092"}
+    assert stack.airflow_env()["CLICKML_KAFKA_BOOTSTRAP"] == "127.0.0.1:19092"  # the DAGs' jobs
+    monkeypatch.setenv("CLICKML_KAFKA_PORT", "19192")
+    for lake in ("local", "s3"):
+        assert stack_main(["env", "--state-dir", str(tmp_path / "state"), "--lake", lake]) == 0
+        assert "export CLICKML_KAFKA_BOOTSTRAP=127.0.0.1:19192" in capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.parametrize("which", ["kafka", "kafka_controller"])
+def test_a_taken_kafka_port_fails_up_before_anything_starts(tmp_path, monkeypatch, which):
+    monkeypatch.setattr(LocalKafka, "start", lambda self: pytest.fail("LocalKafka.start called"))
+    with _listening() as holder:
+        port = holder.getsockname()[1]
+        chosen = dict(zip(("kafka", "kafka_controller"), free_ports(2)), **{which: port})
+        stack = Stack(tmp_path / "state", ports=Ports(**chosen), lakehouse=tmp_path / "lake")
+        services = stack.services()
+        services["early"] = _service("early", ready=True)
+        monkeypatch.setattr(stack, "services", lambda: services)
+        variable = Ports.ENV[which]
+        with pytest.raises(StackError, match=rf"^kafka: port {port} on 127\.0\.0\.1 is taken .*\({variable}\)"):
+            stack.up(["early", KAFKA_SERVICE], timeout=10, echo=lambda _: None)
+    assert stack.running("early") is None and stack.running(KAFKA_SERVICE) is None
+
+
+def test_a_kafka_error_names_the_service_and_stops_what_up_started(tmp_path, monkeypatch):
+    # A port taken between the check and the start: LocalKafka's PortTakenError, with the service name.
+    def taken(self):
+        raise PortTakenError(f"Kafka controller port 127.0.0.1:{self.controller_port} is already in use; "
+                             "stop what holds it or pass another port")
+
+    monkeypatch.setattr(LocalKafka, "start", taken)
+    stack = Stack(tmp_path / "state", ports=Ports(kafka=1, kafka_controller=2), lakehouse=tmp_path / "lake")
+    services = stack.services()
+    services["early"] = _service("early", ready=True)
+    monkeypatch.setattr(stack, "services", lambda: services)
+    try:
+        with pytest.raises(StackError, match=r"^kafka: Kafka controller port 127\.0\.0\.1:2 is already in use.*"
+                                             r"CLICKML_KAFKA_CONTROLLER_PORT"):
+            stack.up(["early", KAFKA_SERVICE], timeout=10, echo=lambda _: None)
+        assert stack.running("early") is None
+        monkeypatch.setattr(LocalKafka, "start", lambda self: (_ for _ in ()).throw(KafkaError("jars missing")))
+        with pytest.raises(StackError, match="^kafka: jars missing$"):
+            stack.up([KAFKA_SERVICE], timeout=10, echo=lambda _: None)
+    finally:
+        stack.down(["early"], echo=lambda _: None, grace=5)
+
+
+def test_down_stops_the_broker_through_local_kafka(tmp_path, monkeypatch):
+    # A stand-in broker: a sleeping process recorded in LocalKafka's pid file, as LocalKafka.start does.
+    stack = Stack(tmp_path / "state", ports=Ports(kafka=1, kafka_controller=2), lakehouse=tmp_path / "lake")
+    stopped = []
+    real_stop = LocalKafka.stop
+    monkeypatch.setattr(LocalKafka, "stop", lambda self, grace=20.0: (stopped.append(self.folder), real_stop(self, grace)))
+    pid_file = stack.pid_file(KAFKA_SERVICE)
+    pid_file.parent.mkdir(parents=True)
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+    try:
+        pid_file.write_text(f"{process.pid} {_start_time(process.pid)}\n")
+        assert stack.running(KAFKA_SERVICE) == process.pid
+        assert "127.0.0.1:1  [up]" in stack.summary() and "create-topic" in stack.summary()
+        messages = []
+        stack.down(ALL_SERVICES, echo=messages.append, grace=5)
+        assert messages == [f"kafka: stopped (pid {process.pid})"] and stopped == [stack.kafka_dir]
+        assert process.wait(timeout=10) is not None and not pid_file.exists()
+        assert stack.running(KAFKA_SERVICE) is None
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_kafka_can_be_left_out(tmp_path, monkeypatch):
+    monkeypatch.setattr(LocalKafka, "start", lambda self: pytest.fail("LocalKafka.start called"))
+    stack = Stack(tmp_path / "state", lakehouse=tmp_path / "lake")
+    services = {"only": _service("only", ready=True)}
+    monkeypatch.setattr(stack, "services", lambda: services)
+    try:
+        stack.up(["only"], timeout=10, echo=lambda _: None)
+        assert stack.running("only") and stack.running(KAFKA_SERVICE) is None
+    finally:
+        stack.down(["only"], echo=lambda _: None, grace=5)
