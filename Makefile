@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-EXTRAS ?= dev,airflow,dl
+EXTRAS ?= dev,airflow,dl,kafka
 PROFILE ?= local
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
@@ -72,7 +72,7 @@ test-unit: check-java venv
 constraints:
 	rm -rf /tmp/clickml-resolve && $(PYTHON) -m venv /tmp/clickml-resolve
 	/tmp/clickml-resolve/bin/pip install --quiet --upgrade pip
-	/tmp/clickml-resolve/bin/pip install ".[airflow,dl,dev]" "pyspark==4.1.3" "pyspark-client==4.1.3"
+	/tmp/clickml-resolve/bin/pip install ".[airflow,dl,dev,kafka]" "pyspark==4.1.3" "pyspark-client==4.1.3"
 	@echo "Review and copy: /tmp/clickml-resolve/bin/pip freeze --exclude clickml"
 
 clean-lake:

@@ -36,6 +36,8 @@ EXTRAS_REQUIRE = {
     "dl": [
         "torch==2.13.0",
     ],
+    # `clickml produce`: replay landing files into a Kafka topic (librdkafka client).
+    "kafka": ["confluent-kafka>=2.6,<3"],
     "dev": [
         "pytest>=8",
         "pytest-timeout>=2",

@@ -2,7 +2,7 @@
 
     clickml [--profile P] [--conf-dir D] [--set KEY=VALUE ...] COMMAND ...
 
-Commands: demo, generate, ingest, silver, features build|list, training-sets, validate, train, promote, config show,
+Commands: demo, generate, ingest, produce, silver, features build|list, training-sets, validate, train, promote, config show,
 lake history|show|files|vacuum.
 """
 
@@ -31,6 +31,20 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--source", help="source name (conf/sources/<name>.yaml); default: ingest.sources")
     ingest.add_argument("--start", type=_timestamp, help="interval start (UTC), e.g. 2024-01-01T00:00; with --end")
     ingest.add_argument("--end", type=_timestamp, help="interval end (UTC, exclusive); without both: incremental")
+    ingest.add_argument("--follow", action="store_true",
+                        help="Kafka source: keep ingesting every kafka.follow_interval until SIGTERM / Ctrl-C")
+
+    produce = commands.add_parser("produce", help="replay a files source's records into a Kafka topic (one message per line)")
+    produce.add_argument("--from", dest="from_source", default="clickstream", metavar="SOURCE",
+                         help="files source to replay (conf/sources/<name>.yaml; default: clickstream)")
+    produce.add_argument("--to", dest="to_source", default="clickstream_kafka", metavar="KAFKA_SOURCE",
+                         help="Kafka source whose topic and brokers receive the records (default: clickstream_kafka)")
+    produce.add_argument("--path", help="replay this file or folder (path or URI) instead of the source's landing files")
+    produce.add_argument("--topic", help="write to this topic instead of the Kafka source's")
+    produce.add_argument("--bootstrap-servers", dest="bootstrap", metavar="HOST:PORT,...",
+                         help="brokers to write to instead of the Kafka source's")
+    produce.add_argument("--rate", type=_positive(float), help="events per second (default: as fast as possible)")
+    produce.add_argument("--limit", type=_positive(int), help="stop after this many records")
 
     silver = commands.add_parser("silver", help="bronze -> silver.events / silver.sessions (incremental)")
     silver.add_argument("--full-refresh", action="store_true", help="rebuild every event date, not only new ones")
@@ -96,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (getattr(args, "start", None) is None) != (getattr(args, "end", None) is None):
         parser.error("--start and --end go together (an interval), or neither (incremental)")
     handler = {
-        "demo": _demo, "generate": _generate, "ingest": _ingest, "silver": _silver, "features": _features,
+        "demo": _demo, "generate": _generate, "ingest": _ingest, "produce": _produce, "silver": _silver,
+        "features": _features,
         "training-sets": _training_sets, "validate": _validate, "train": _train, "promote": _promote,
         "config": _config, "lake": _lake,
     }[args.command]
@@ -176,9 +191,47 @@ def _timestamp(text: str) -> dt.datetime:
 
 def _ingest(config: ClickmlConfig, args: argparse.Namespace) -> int:
     from pipelines import ingest
+    from pipelines.ingest.stage import IngestUsageError
 
-    for result in ingest.run(config, _spark(config), args.source, args.start, args.end):
+    try:
+        results = ingest.run(config, _spark(config), args.source, args.start, args.end, follow=args.follow)
+    except IngestUsageError as exc:
+        print(f"clickml: {exc}", file=sys.stderr)
+        return 2
+    for result in results:
         print(result.report())
+    return 0
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"not a positive number: {text!r}")
+        return value
+
+    return parse
+
+
+def _produce(config: ClickmlConfig, args: argparse.Namespace) -> int:
+    from pipelines.ingest import produce
+
+    try:
+        result = produce.run(config, args.from_source, args.to_source, path=args.path, topic=args.topic,
+                             bootstrap=args.bootstrap, rate=args.rate, limit=args.limit)
+    except (ConfigError, produce.ProduceError) as exc:
+        print(f"clickml: {exc}", file=sys.stderr)
+        return 1
+    print(result.report())
+    if result.interrupted:
+        return 130
+    if not result.ok:
+        print(f"clickml: {result.failed:,} of {result.records:,} record(s) not delivered to {result.topic}; "
+              f"first error: {result.first_error}", file=sys.stderr)
+        return 1
     return 0
 
 
