@@ -97,6 +97,10 @@ class TablesConfig(Section):
     """Purchase-propensity examples: features as of a cutoff, label within the horizon, split."""
     implicit_training: str = "gold.implicit_training"
     """Implicit feedback (user_id, product_id, strength) per period, for matrix factorization."""
+    predictions: str = "gold.predictions"
+    """`clickml score` of binary jobs: score and decision per entity, by job and as-of date."""
+    recommendations: str = "gold.recommendations"
+    """`clickml score` of recommendation jobs: the top k items per user, by job and as-of date."""
 
     @field_validator("*")
     @classmethod
@@ -415,6 +419,9 @@ class ModelSpec(Section):
     """One model of a training job."""
 
     algorithm: Algorithm
+    enabled: bool = True
+    """False: trained only when named (`clickml train --model M`, or listed in
+    `orchestration.training.jobs`); a run of the whole job leaves it out."""
     params: dict[str, Any] = Field(default_factory=dict)
     """Estimator parameters (pyspark.ml names), e.g. {maxIter: 50, regParam: 0.01}. Deep models
     take the `pipelines.deep` estimator's, e.g. {maxIter: 8, hiddenLayers: [32, 16], numProcesses: 2,

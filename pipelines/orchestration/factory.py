@@ -249,7 +249,7 @@ def training_plan(settings: DagSettings) -> dict[str, list[str]]:
         if unknown:
             raise ValueError(f"orchestration.training.jobs.{job}: unknown model(s) {unknown}; "
                              f"training.jobs.{job}.models has {', '.join(spec.models)}")
-        plan[job] = list(models) or list(spec.models)
+        plan[job] = list(models) or [m for m, model in spec.models.items() if model.enabled]
     return plan
 
 

@@ -92,6 +92,11 @@ def _task_metrics(job: TrainJobSpec, metrics: dict[str, float]) -> dict[str, flo
     return out
 
 
+def selected_models(job, models: list[str] | None) -> dict:
+    """The job's models to train: those named (disabled ones included), else the enabled ones."""
+    return {m: spec for m, spec in job.models.items() if (m in models if models else spec.enabled)}
+
+
 def run(
     config: ClickmlConfig,
     spark: SparkSession,
@@ -122,9 +127,12 @@ def run(
     commit = git_commit(config.project_root)
     for name in names:
         job = config.training.jobs[name]
-        selected = {m: s for m, s in job.models.items() if not models or m in models}
+        selected = selected_models(job, models)
         if models and not selected:
             raise TrainingError(f"job {name} has none of the models {models}; it has {', '.join(job.models)}")
+        if not selected:
+            log.warning("job %s: every model is disabled (enabled: false); nothing trained", name)
+            continue
         dataset = load(config, spark, job, lake)
         for model_name, spec in selected.items():
             log.info("training %s/%s (%s) on %s", name, model_name, spec.algorithm, dataset.source)

@@ -24,6 +24,9 @@ DEMO_SETTINGS = (
     "generator.users=150", "generator.days=6", "generator.bad_records.share=0.05",
     "training_sets.propensity.horizon_days=1", "training_sets.implicit.test_days=1",
     "training.jobs.propensity.models.lr.search.method=none",
+    # The MLlib tree models run like lr on a cluster (the local demo test trains them); the deep
+    # model (TorchDistributor on the executors) and ALS stay.
+    "training.jobs.propensity.models.rf.enabled=false", "training.jobs.propensity.models.gbt.enabled=false",
 )
 
 pytestmark = pytest.mark.e2e

@@ -203,3 +203,11 @@ def test_the_jobs_dir_defaults_to_this_checkout_when_the_conf_dir_lives_elsewher
     beside.mkdir()
     (beside / "ingest_clickstream.py").write_text("# the site's own copy\n")
     assert load_dag_settings(profile="local", conf_dir=str(conf)).jobs_dir == str(beside)
+
+
+def test_a_disabled_model_gets_no_task_unless_listed(dag_settings):
+    dag = build_dags(dag_settings("training.jobs.propensity.models.rf.enabled=false"))["model_training"]
+    assert "train_propensity.rf" not in dag.task_ids and "train_propensity.gbt" in dag.task_ids
+    listed = build_dags(dag_settings("training.jobs.propensity.models.rf.enabled=false",
+                                     "orchestration.training.jobs={propensity: [rf]}"))["model_training"]
+    assert "train_propensity.rf" in listed.task_ids

@@ -193,3 +193,13 @@ def test_a_yes_no_label_becomes_0_1(spark):
     with pytest.raises(ValueError, match="positive applies to binary jobs only"):
         TrainJobSpec.model_validate({"data": {"table": "t.x"}, "task": "regression", "label": "y", "positive": "yes",
                                      "models": {"m": {"algorithm": "gbt_regression"}}})
+
+
+def test_a_disabled_model_is_trained_only_when_named(tmp_path):
+    from pipelines.train.stage import selected_models
+    from tests.conftest import make_config
+
+    config = make_config(tmp_path, "training.jobs.propensity.models.rf.enabled=false")
+    job = config.training.jobs["propensity"]
+    assert "rf" not in selected_models(job, None) and "lr" in selected_models(job, None)
+    assert list(selected_models(job, ["rf"])) == ["rf"]
