@@ -2,8 +2,8 @@
 
     clickml [--profile P] [--conf-dir D] [--set KEY=VALUE ...] COMMAND ...
 
-Commands: demo, generate, ingest, produce, silver, features build|list, training-sets, validate, train, promote, config show,
-lake history|show|files|vacuum.
+Commands: demo, generate, ingest, produce, silver, features build|list, training-sets, validate, train, promote, score,
+config show, lake history|show|files|vacuum.
 """
 
 from __future__ import annotations
@@ -74,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("jobs", nargs="*", help="training jobs (training.jobs); default: training.default_jobs or all")
     promote.add_argument("--run-group", required=True, help="the run group the models were registered with")
 
+    score = commands.add_parser("score", help="score an as-of date's features with a registered model into gold.predictions")
+    score.add_argument("job", help="training job (training.jobs) whose registered model scores")
+    score.add_argument("--as-of", dest="as_of", type=_date, help="as-of date of the features (default: the latest built)")
+    which = score.add_mutually_exclusive_group()
+    which.add_argument("--alias", default="champion", help="model alias (default: champion)")
+    which.add_argument("--version", help="model version (instead of an alias)")
+
     config_cmd = commands.add_parser("config", help="inspect the resolved configuration")
     config_sub = config_cmd.add_subparsers(dest="config_command", required=True)
     config_sub.add_parser("show", help="print the resolved configuration as JSON (secrets masked)")
@@ -112,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {
         "demo": _demo, "generate": _generate, "ingest": _ingest, "produce": _produce, "silver": _silver,
         "features": _features,
-        "training-sets": _training_sets, "validate": _validate, "train": _train, "promote": _promote,
+        "training-sets": _training_sets, "validate": _validate, "train": _train, "promote": _promote, "score": _score,
         "config": _config, "lake": _lake,
     }[args.command]
     from pipelines.features.stage import FeaturesError
@@ -292,6 +299,13 @@ def _promote(config: ClickmlConfig, args: argparse.Namespace) -> int:
 
     decisions = stage.promote(config, _spark(config), jobs=args.jobs or None, run_group=args.run_group)
     print(stage.promotion_report(decisions, args.run_group))
+    return 0
+
+
+def _score(config: ClickmlConfig, args: argparse.Namespace) -> int:
+    from pipelines.score import stage
+
+    print(stage.run(config, _spark(config), args.job, as_of=args.as_of, alias=args.alias, version=args.version).report())
     return 0
 
 

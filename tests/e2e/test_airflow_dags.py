@@ -54,20 +54,42 @@ def clickstream_lines(users: int = 150, seed: int = 7) -> list[str]:
     return lines
 
 
+def produce_at(bootstrap: str, topic: str, lines: list[str], when: dt.datetime) -> None:
+    """Messages keyed by user id with the Kafka timestamp `when` (their arrival time: the ingest's
+    time window is measured against it, as against a file's arrival hour)."""
+    import confluent_kafka
+
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    failed = []
+    for line in lines:
+        producer.produce(topic, value=line.encode(), key=json.loads(line)["user_id"], timestamp=int(when.timestamp() * 1000),
+                         on_delivery=lambda err, msg: err and failed.append(err))
+    assert producer.flush(60) == 0 and not failed, failed
+
+
 @pytest.mark.slow
 @pytest.mark.e2e
-def test_ingest_etl_and_training_dags_end_to_end(tmp_path):
+def test_ingest_etl_and_training_dags_end_to_end(tmp_path, kafka):
+    pytest.importorskip("confluent_kafka", reason="confluent-kafka is installed by the kafka extra")
     folder = tmp_path / "landing" / "clickstream" / f"date={ARRIVAL:%Y-%m-%d}" / f"hour={ARRIVAL:%H}"
     folder.mkdir(parents=True)
     lines = clickstream_lines()
-    (folder / "part-00000.jsonl").write_text("\n".join(lines) + "\n")
+    # Two sources: most users' events land as files, the others' arrive on Kafka (its own source,
+    # conf/sources/clickstream_kafka.yaml: topic `clickstream`, servers from CLICKML_KAFKA_BOOTSTRAP).
+    on_kafka = [line for line in lines if json.loads(line)["user_id"] >= "u0120"]
+    in_files = [line for line in lines if json.loads(line)["user_id"] < "u0120"]
+    (folder / "part-00000.jsonl").write_text("\n".join(in_files) + "\n")
+    kafka.create_topic("clickstream", partitions=2)
+    produce_at(kafka.bootstrap, "clickstream", on_kafka, ARRIVAL + dt.timedelta(minutes=30))
 
     env = airflow_env(tmp_path, [
+        "orchestration.ingest.sources=[clickstream, clickstream_kafka]",
         "orchestration.training.jobs={propensity: [lr]}",
         "orchestration.spark_submit.job_overrides=[" + ", ".join(JOB_OVERRIDES) + "]",
         "orchestration.ingest.sensor.poke_interval_seconds=1",
     ])
-    env.update({"CLICKML_LAKEHOUSE": str(tmp_path / "lakehouse"), "CLICKML_LANDING": str(tmp_path / "landing")})
+    env.update({"CLICKML_LAKEHOUSE": str(tmp_path / "lakehouse"), "CLICKML_LANDING": str(tmp_path / "landing"),
+                "CLICKML_KAFKA_BOOTSTRAP": kafka.bootstrap})
     interval_end = ARRIVAL + dt.timedelta(hours=1)
     results, output = run_dags(env, [
         {"dag_id": "clickstream_ingest", "logical_date": interval_end.isoformat(), "mark_success": "validate_bronze"},
@@ -84,11 +106,17 @@ def test_ingest_etl_and_training_dags_end_to_end(tmp_path):
         assert set(tasks.values()) == {"success"}, results
     assert set(training_tasks) == {"validate_training_sets", "train_propensity.lr", "train_propensity.promote"}
     assert f"--start {ARRIVAL:%Y-%m-%dT%H:%M} --end {interval_end:%Y-%m-%dT%H:%M}" in output
+    assert "clickstream_kafka.wait_for_landing_files" not in results[0]["tasks"]  # a Kafka source has no sensor
+    assert results[0]["tasks"]["clickstream_kafka.ingest"] == "success"
 
     from deltalake import DeltaTable
 
     lake = tmp_path / "lakehouse"
-    assert DeltaTable(str(lake / "bronze" / "events")).to_pyarrow_table().num_rows == len(lines)
+    bronze = DeltaTable(str(lake / "bronze" / "events")).to_pyarrow_table()
+    assert bronze.num_rows == len(lines)
+    sources = bronze.group_by("source").aggregate([("event_id", "count")]).to_pydict()
+    assert dict(zip(sources["source"], sources["event_id_count"])) == {
+        "clickstream": len(in_files), "clickstream_kafka": len(on_kafka)}
     for table in ("silver/sessions", "gold/user_features", "gold/propensity_training", "gold/implicit_training"):
         assert DeltaTable(str(lake / table)).to_pyarrow_table().num_rows > 0, table
 
