@@ -123,6 +123,29 @@ def test_messages_land_in_bronze_and_quarantine_with_offsets_accounted(spark, tm
     assert ingest_kafka(config, spark.newSession(), lake.with_session(spark), source, env={}) == []
 
 
+@pytest.mark.slow
+def test_offsets_lost_to_retention_fail_loudly_and_commit_nothing(spark, tmp_path, kafka):
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    topic = unique_topic("retention")
+    kafka.create_topic(topic, partitions=1)
+    send(kafka.bootstrap, topic, good_messages(10))
+    config = make_config(tmp_path)
+    lake = Lake(config, spark)
+    source = kafka_source(kafka.bootstrap, topic)
+    assert sum(r.bronze_written for r in ingest_kafka(config, spark.newSession(), lake, source, env={})) == 10
+    send(kafka.bootstrap, topic, good_messages(10, start=10))
+    # Retention deletes offsets 10..14 before the stream read them (DeleteRecords: what retention does).
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    for future in admin.delete_records([TopicPartition(topic, 0, 15)]).values():
+        future.result(timeout=30)
+    versions = {t: lake.version(t) for t in (config.tables.bronze_events, config.tables.ingest_audit)}
+    with pytest.raises(Exception, match=r"(?is)data.?loss|offset.*(out of range|missing|changed)"):
+        ingest_kafka(config, spark.newSession(), lake, source, env={})
+    assert {t: lake.version(t) for t in versions} == versions  # nothing committed
+
+
 KILLED_STREAM = textwrap.dedent(
     """
     import sys, time
