@@ -449,3 +449,23 @@ def test_model_selection_still_works_in_the_callers_session_after_ingesting(spar
     result = ingest_stage.run(config, spark, "clickstream", dt.datetime(2024, 1, 3, 10), dt.datetime(2024, 1, 3, 11))
     assert result[0].records_read == 2 and result[0].quarantined == 1
     assert model_selection_works(spark)
+
+
+def test_an_audit_table_of_an_older_version_gains_the_offsets_column(spark, tmp_path):
+    # Bug guard: the audit row now has `offsets` (Kafka batches); appending it to an audit table
+    # written before failed the schema check.
+    config = make_config(tmp_path)
+    lake = Lake(config, spark)
+    old_schema = ingest_stage.T.StructType([f for f in ingest_stage.AUDIT_SCHEMA.fields if f.name != "offsets"])
+    old_row = spark.createDataFrame([tuple(None for _ in old_schema.fields)], old_schema).withColumn("batch_id", F.lit("old"))
+    lake.write(old_row, config.tables.ingest_audit, mode="append")
+    write_dir = tmp_path / "landing" / "rees46" / "date=2019-10-01" / "hour=00"
+    write_dir.mkdir(parents=True)
+    (write_dir / "part.csv").write_text(
+        "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n"
+        "2019-10-01 00:00:00 UTC,view,1,2,cat,b,1.5,7,s\n"
+    )
+    (result,) = ingest.run(config, spark, "rees46", dt.datetime(2019, 10, 1), dt.datetime(2019, 10, 1, 1), lake=lake)
+    assert result.bronze_written == 1
+    rows = {r["batch_id"]: r["offsets"] for r in lake.read(config.tables.ingest_audit).collect()}
+    assert rows == {"old": None, result.batch_id: []}
