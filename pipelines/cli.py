@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="brokers to write to instead of the Kafka source's")
     produce.add_argument("--rate", type=_positive(float), help="events per second (default: as fast as possible)")
     produce.add_argument("--limit", type=_positive(int), help="stop after this many records")
+    produce.add_argument("--timestamps", choices=["arrival", "now"], default="arrival",
+                         help="message timestamps: the end of each file's arrival hour (default; historical data "
+                              "stays inside the ingest's time window) or the send time")
 
     silver = commands.add_parser("silver", help="bronze -> silver.events / silver.sessions (incremental)")
     silver.add_argument("--full-refresh", action="store_true", help="rebuild every event date, not only new ones")
@@ -228,7 +231,7 @@ def _produce(config: ClickmlConfig, args: argparse.Namespace) -> int:
 
     try:
         result = produce.run(config, args.from_source, args.to_source, path=args.path, topic=args.topic,
-                             bootstrap=args.bootstrap, rate=args.rate, limit=args.limit)
+                             bootstrap=args.bootstrap, rate=args.rate, limit=args.limit, timestamps=args.timestamps)
     except (ConfigError, produce.ProduceError) as exc:
         print(f"clickml: {exc}", file=sys.stderr)
         return 1

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import bz2
 import csv
+import datetime as dt
+import functools
 import gzip
 import json
 import logging
@@ -290,6 +292,23 @@ def input_files(config: ClickmlConfig, source: SourceConfig, path: str | None = 
     return fs, files
 
 
+ARRIVAL_FOLDER = re.compile(r"date=(\d{4}-\d{2}-\d{2})/hour=(\d{2})")
+
+
+@functools.lru_cache(maxsize=4096)
+def arrival_millis(path: str) -> int | None:
+    """The end of the arrival hour of a file in `date=YYYY-MM-DD/hour=HH` folders, in ms since the
+    epoch (what the file ingest takes as the arrival time); None elsewhere or for an impossible date."""
+    found = ARRIVAL_FOLDER.search(path)
+    if found is None:
+        return None
+    try:
+        start = dt.datetime.strptime(f"{found[1]} {found[2]}", "%Y-%m-%d %H").replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        return None
+    return int((start + dt.timedelta(hours=1)).timestamp() * 1000)
+
+
 @dataclass
 class _Cursor:
     """Where the replay is: files opened, the current file and line (for messages)."""
@@ -436,7 +455,7 @@ def check_topic(producer, bootstrap: str, topic: str, timeout: float, errors: _E
     found = metadata.topics.get(topic)
     if found is None or (found.error is not None and found.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
         raise ProduceError(f"topic {topic!r} does not exist at {bootstrap}; create it first, e.g. "
-                           f"`python -m pipelines.orchestration.kafka create-topic {topic} --partitions 3` "
+                           f"`python -m pipelines.orchestration.kafka create-topic {topic} --partitions 3 --config retention.ms=-1` "
                            "(topics are not created on first use)")
     if found.error is not None:
         raise ProduceError(f"topic {topic!r} at {bootstrap}: {found.error.str()}")
@@ -460,13 +479,14 @@ class _Sender:
         else:
             self._fail(number, msg.key(), err.str())
 
-    def send(self, value: bytes, key: bytes | None) -> None:
+    def send(self, value: bytes, key: bytes | None, timestamp: int | None = None) -> None:
         from confluent_kafka import KafkaException
 
         number = self.result.records
+        extra = {"timestamp": timestamp} if timestamp is not None else {}
         while True:
             try:
-                self.producer.produce(self.topic, value, key, on_delivery=partial(self._delivered, number))
+                self.producer.produce(self.topic, value, key, on_delivery=partial(self._delivered, number), **extra)
                 break
             except BufferError:  # the local queue is full: let deliveries drain it
                 self.producer.poll(0.1)
@@ -496,9 +516,12 @@ def _as_bytes(line: bytes | str) -> bytes:
 def produce_lines(bootstrap: str, topic: str, lines: Iterable[bytes | str], key_of: Callable | None = None,
                   rate: float | None = None, *, limit: int | None = None, options: Mapping[str, str] | None = None,
                   progress: bool | IO[str] = False, connect_timeout: float = 10.0,
-                  clock: Callable[[], float] = time.monotonic) -> ProduceResult:
+                  clock: Callable[[], float] = time.monotonic,
+                  timestamp_of: Callable[[], int | None] | None = None) -> ProduceResult:
     """Send each line as a message value to `topic`, keyed by `key_of(line)` (bytes, str or None).
 
+    `timestamp_of()`: the message's timestamp (ms since the epoch) for the line being sent; None
+    (or no function) lets the producer stamp the send time.
     `rate`: events per second (None or 0: as fast as possible); `limit`: at most that many lines;
     `options`: extra librdkafka settings; `progress`: True (stderr) or a text stream for progress
     lines. Waits for every delivery report. Raises BrokerUnreachable / ProduceError before sending
@@ -525,7 +548,7 @@ def produce_lines(bootstrap: str, topic: str, lines: Iterable[bytes | str], key_
             value = _as_bytes(line)
             key = key_of(value) if key_of else None
             result.records += 1
-            sender.send(value, _as_bytes(key) if key is not None else None)
+            sender.send(value, _as_bytes(key) if key is not None else None, timestamp_of() if timestamp_of else None)
             tick()
         sender.drain(None, tick)
     except KeyboardInterrupt:
@@ -546,8 +569,15 @@ def produce_lines(bootstrap: str, topic: str, lines: Iterable[bytes | str], key_
 def run(config: ClickmlConfig, source_name: str = DEFAULT_FROM, to: str = DEFAULT_TO, *, path: str | None = None,
         topic: str | None = None, bootstrap: str | None = None, rate: float | None = None, limit: int | None = None,
         progress: bool | IO[str] = True, env: Mapping[str, str] | None = None,
-        connect_timeout: float = 10.0) -> ProduceResult:
-    """Replay the records of files source `source_name` (or of `path`) into the topic of Kafka source `to`."""
+        connect_timeout: float = 10.0, timestamps: str = "arrival") -> ProduceResult:
+    """Replay the records of files source `source_name` (or of `path`) into the topic of Kafka source `to`.
+
+    `timestamps`: `arrival` stamps each message with the end of its file's arrival hour
+    (`date=YYYY-MM-DD/hour=HH` in its path; the send time for files outside such folders), so the
+    ingest's time window judges a replayed event as it judges the file (historical data stays
+    valid); `now` lets the producer stamp the send time (a live feed)."""
+    if timestamps not in ("arrival", "now"):
+        raise ValueError(f"timestamps must be 'arrival' or 'now', not {timestamps!r}")
     source = files_source(config, source_name)
     target = kafka_source(config, to, source)
     assert target.kafka is not None
@@ -561,7 +591,8 @@ def run(config: ClickmlConfig, source_name: str = DEFAULT_FROM, to: str = DEFAUL
     key_of = _reporting_unkeyed(key_function(source), cursor, source.columns["user_id"])
     try:
         result = produce_lines(servers, topic, replay_records(fs, files, header, cursor), key_of, rate, limit=limit,
-                               options=options, progress=progress, connect_timeout=connect_timeout)
+                               options=options, progress=progress, connect_timeout=connect_timeout,
+                               timestamp_of=(lambda: arrival_millis(cursor.path)) if timestamps == "arrival" else None)
     except BrokerUnreachable as exc:
         origin = "--bootstrap-servers" if bootstrap else (
             f"source {to}: kafka.bootstrap_servers, or ${target.kafka.bootstrap_servers_env} when set")

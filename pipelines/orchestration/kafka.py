@@ -2,7 +2,7 @@
 
     python -m pipelines.orchestration.kafka up           [--dir .stack/kafka] [--port 9092] [--controller-port 9093]
     python -m pipelines.orchestration.kafka status       [--dir .stack/kafka]
-    python -m pipelines.orchestration.kafka create-topic NAME [--partitions 3] [--dir .stack/kafka]
+    python -m pipelines.orchestration.kafka create-topic NAME [--partitions 3] [--config retention.ms=-1] [--dir .stack/kafka]
     python -m pipelines.orchestration.kafka down         [--dir .stack/kafka]
 
 The broker is Kafka's own `kafka.Kafka`, started with `java -cp <jars of jvm/pom.xml's kafka profile>`
@@ -619,11 +619,18 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
     parser.add_argument("--controller-port", type=int, default=int(os.environ.get("CLICKML_KAFKA_CONTROLLER_PORT", "9093")),
                         help="the KRaft controller's port")
     parser.add_argument("--partitions", type=int, default=1, help="create-topic: its number of partitions")
+    parser.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                        help="create-topic: a topic setting (repeatable), e.g. retention.ms=-1 to keep replayed "
+                             "historical messages (retention is measured on message timestamps)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds the broker may take to get ready")
     args = parser.parse_args(argv)
     folder = Path(args.dir).resolve()
     if args.command == "create-topic" and not args.topic:
         parser.error("create-topic needs the topic's name")
+    bad = [c for c in args.config if "=" not in c]
+    if bad:
+        parser.error(f"--config takes KEY=VALUE, got {', '.join(bad)}")
+    topic_config = dict(c.split("=", 1) for c in args.config)
     try:
         if args.command == "up":
             if (folder / "state.json").exists():
@@ -659,8 +666,9 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
             return 0 if metadata else 1
         else:
             kafka = LocalKafka.from_folder(folder)
-            kafka.create_topic(args.topic, partitions=args.partitions, if_not_exists=True)
-            echo(f"kafka: topic {args.topic} ({args.partitions} partition(s)) at {kafka.bootstrap}")
+            kafka.create_topic(args.topic, partitions=args.partitions, config=topic_config or None, if_not_exists=True)
+            settings = "".join(f", {k}={v}" for k, v in topic_config.items())
+            echo(f"kafka: topic {args.topic} ({args.partitions} partition(s){settings}) at {kafka.bootstrap}")
     except KafkaError as exc:
         print(f"kafka {args.command}: {exc}", file=sys.stderr)
         return 1

@@ -79,7 +79,9 @@ def test_ingest_etl_and_training_dags_end_to_end(tmp_path, kafka):
     on_kafka = [line for line in lines if json.loads(line)["user_id"] >= "u0120"]
     in_files = [line for line in lines if json.loads(line)["user_id"] < "u0120"]
     (folder / "part-00000.jsonl").write_text("\n".join(in_files) + "\n")
-    kafka.create_topic("clickstream", partitions=2)
+    # 2024 timestamps: without retention.ms=-1 the broker's retention (7 days, on message timestamps)
+    # deletes them within minutes, and the ingest fails loudly on the lost offsets.
+    kafka.create_topic("clickstream", partitions=2, config={"retention.ms": "-1"})
     produce_at(kafka.bootstrap, "clickstream", on_kafka, ARRIVAL + dt.timedelta(minutes=30))
 
     env = airflow_env(tmp_path, [

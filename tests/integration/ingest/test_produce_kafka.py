@@ -3,6 +3,8 @@ keyed by user id; a refused message, an unreachable broker and a missing topic a
 
 from __future__ import annotations
 
+import datetime as dt
+
 import gzip
 import io
 import time
@@ -97,7 +99,9 @@ def java_partition(key: bytes, partitions: int) -> int:
 def test_every_landing_line_arrives_once_byte_for_byte_keyed_by_user(tmp_path, kafka):  # noqa: F811
     lines, keys = write_landing(tmp_path)
     topic = unique_topic("produce")
-    kafka.create_topic(topic, partitions=3)
+    # Messages stamped with 2024 arrival hours: without retention.ms=-1 the broker's retention
+    # (7 days by default, measured on message timestamps) would delete them within minutes.
+    kafka.create_topic(topic, partitions=3, config={"retention.ms": "-1"})
     progress = io.StringIO()
 
     result = produce.run(make_config(tmp_path), "clickstream", "clickstream_kafka", topic=topic,
@@ -115,6 +119,10 @@ def test_every_landing_line_arrives_once_byte_for_byte_keyed_by_user(tmp_path, k
     assert all(len(p) == 1 for p in partitions_of.values()) and len(partitions_of) == len(USERS)
     assert {key: p.pop() for key, p in partitions_of.items()} == {k: java_partition(k, 3) for k in partitions_of}
     assert len({m.partition() for m in messages}) == 3
+    # Each message carries its file's arrival time: the end of the hour folder it was in.
+    hour_01 = int(dt.datetime(2024, 1, 1, 1, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    stamps = {m.value(): m.timestamp()[1] for m in messages}
+    assert {stamps[line] for line in lines[:33]} == {hour_01} and {stamps[line] for line in lines[33:]} == {hour_01 + 3_600_000}
     for partition in range(3):  # within a partition, the landing files' order
         values = [m.value() for m in sorted(messages, key=lambda m: m.offset()) if m.partition() == partition]
         assert values == [line for line in lines if line in set(values)]

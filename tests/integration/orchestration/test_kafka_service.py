@@ -95,7 +95,9 @@ def test_cli_up_status_down_and_stop_leave_no_process(tmp_path, capsys):
         first_pid = int((folder / "pids" / "kafka.pid").read_text().split()[0])
         assert _alive(first_pid)
         assert kafka_module.main(["up", *args]) == 0 and "already running" in capsys.readouterr().out
-        assert kafka_module.main(["create-topic", "kept", "--partitions", "2", "--dir", str(folder)]) == 0
+        assert kafka_module.main(["create-topic", "kept", "--partitions", "2", "--config", "retention.ms=-1",
+                                  "--dir", str(folder)]) == 0
+        assert "retention.ms=-1" in capsys.readouterr().out
         assert kafka_module.main(["status", "--dir", str(folder)]) == 0
         assert "topics: kept" in capsys.readouterr().out
 

@@ -284,3 +284,14 @@ def test_rate_and_limit_must_be_positive(tmp_path, capsys, option):
     with pytest.raises(SystemExit):
         _clickml(tmp_path, "produce", option, "0")
     assert "not a positive number: '0'" in capsys.readouterr().err
+
+
+def test_a_file_in_an_arrival_folder_stamps_its_messages_with_the_end_of_that_hour():
+    import datetime as dt
+
+    from pipelines.ingest.produce import arrival_millis
+
+    end = dt.datetime(2024, 1, 3, 11, tzinfo=dt.timezone.utc)
+    assert arrival_millis("/landing/clickstream/date=2024-01-03/hour=10/part-0.json") == int(end.timestamp() * 1000)
+    assert arrival_millis("/landing/flat/part-0.json") is None
+    assert arrival_millis("/landing/x/date=2024-02-30/hour=10/a.json") is None  # no such day
