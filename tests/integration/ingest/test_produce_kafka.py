@@ -4,7 +4,6 @@ keyed by user id; a refused message, an unreachable broker and a missing topic a
 from __future__ import annotations
 
 import datetime as dt
-
 import gzip
 import io
 import time
