@@ -218,6 +218,7 @@ def _train_one(config: ClickmlConfig, spark: SparkSession, job_name: str, job: T
             mlflow.log_metrics({f"calibration_holdout_log_loss_{k}": v for k, v in fitted.calibration.holdout_log_loss.items()
                                 if math.isfinite(v)})
         _log_artifacts(config, job, model_name, fitted)
+        _log_reference_profile(job, fitted, dataset)
         model_uri = _log_model(spark, job, fitted, dataset)
         decision = None
         if job.registry is not None:
@@ -234,6 +235,28 @@ def _train_one(config: ClickmlConfig, spark: SparkSession, job_name: str, job: T
                              "registry.version": decision.version})
     metrics["__task"] = job.task  # type: ignore[assignment]
     return ModelResult(job_name, model_name, spec.algorithm, run.info.run_id, metrics, fitted.seconds, decision)
+
+
+REFERENCE_PROFILE = "monitor/reference_profile.json"
+"""Artifact path, in the model's run, of the profile drift monitoring compares with."""
+
+
+def _log_reference_profile(job: TrainJobSpec, fitted: Fitted, dataset: Dataset) -> None:
+    """Binary models: the training split's profile (feature bins and category frequencies, label
+    base rate, the model's score distribution) logged beside the model for drift monitoring."""
+    if job.task != "binary":
+        return
+    import mlflow
+
+    from pipelines.monitor import build_profile
+
+    scored = score(fitted.model, dataset.splits["train"], job.task)
+    profile = build_profile(scored, numeric=list(fitted.columns.numeric), categorical=list(fitted.columns.categorical),
+                            label=job.label, score=SCORE)
+    mlflow.log_text(profile.to_json(), REFERENCE_PROFILE)
+    log.info("reference profile: %d numeric, %d categorical feature(s), base rate %s -> %s", len(profile.numeric),
+             len(profile.categorical), f"{profile.label_rate:.4f}" if profile.label_rate is not None else "n/a",
+             REFERENCE_PROFILE)
 
 
 def _log_artifacts(config: ClickmlConfig, job: TrainJobSpec, model_name: str, fitted: Fitted) -> None:

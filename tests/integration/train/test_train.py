@@ -77,6 +77,12 @@ def test_binary_job_on_a_csv_logs_registers_and_promotes(spark, tmp_path, csv_ta
     artifacts = {a.path for a in client.list_artifacts(lr.run_id, "plots")}
     assert {"plots/lr_roc.png", "plots/lr_feature_importance.png"} <= artifacts
     assert {a.path for a in client.list_artifacts(lr.run_id, "run")} >= {"run/config.json", "run/search.json"}
+    # The training split's reference profile, for drift monitoring, beside the model.
+    from pipelines.monitor import ReferenceProfile
+
+    profile = ReferenceProfile.from_json(mlflow.artifacts.load_text(f"runs:/{lr.run_id}/{stage.REFERENCE_PROFILE}"))
+    assert profile.label == "label" and 0 < profile.label_rate < 1 and profile.score is not None
+    assert profile.count == sum(profile.score.bin_counts) + profile.score.missing > 0
     tags = client.get_model_version("test-binary", weak_again.decision.version).tags
     assert tags["promotion"].startswith("not promoted") and "metric.roc_auc" in tags
 
