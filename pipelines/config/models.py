@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pipelines.config.base import Section
 from pipelines.config.generator import GeneratorConfig
+from pipelines.config.monitoring import MonitoringConfig
 from pipelines.config.orchestration import OrchestrationConfig
 
 
@@ -588,6 +589,8 @@ class ClickmlConfig(Section):
     """Logging."""
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
     """The Airflow DAGs: schedules, retries, timeouts, Spark submission (pipelines/config/orchestration.py)."""
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    """Drift monitoring of scored populations (pipelines/config/monitoring.py)."""
 
     @model_validator(mode="after")
     def _gpu_needs_cluster_or_script(self) -> ClickmlConfig:
