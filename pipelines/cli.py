@@ -3,7 +3,7 @@
     clickml [--profile P] [--conf-dir D] [--set KEY=VALUE ...] COMMAND ...
 
 Commands: demo, generate, ingest, produce, silver, features build|list, training-sets, validate, train, promote, score,
-config show, lake history|show|files|vacuum.
+monitor, config show, lake history|show|files|vacuum.
 """
 
 from __future__ import annotations
@@ -84,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--alias", default="champion", help="model alias (default: champion)")
     which.add_argument("--version", help="model version (instead of an alias)")
 
+    monitor = commands.add_parser("monitor", help="drift of a job's scored population against its training reference")
+    monitor.add_argument("job", help="training job (training.jobs) whose scores are monitored")
+    monitor.add_argument("--as-of", dest="as_of", type=_date, help="scored as-of date (default: the latest scored)")
+    monitor.add_argument("--version", help="model version (default: the one scored as champion that day)")
+
     config_cmd = commands.add_parser("config", help="inspect the resolved configuration")
     config_sub = config_cmd.add_subparsers(dest="config_command", required=True)
     config_sub.add_parser("show", help="print the resolved configuration as JSON (secrets masked)")
@@ -123,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": _demo, "generate": _generate, "ingest": _ingest, "produce": _produce, "silver": _silver,
         "features": _features,
         "training-sets": _training_sets, "validate": _validate, "train": _train, "promote": _promote, "score": _score,
+        "monitor": _monitor,
         "config": _config, "lake": _lake,
     }[args.command]
     from pipelines.features.stage import FeaturesError
@@ -309,6 +315,14 @@ def _score(config: ClickmlConfig, args: argparse.Namespace) -> int:
     from pipelines.score import stage
 
     print(stage.run(config, _spark(config), args.job, as_of=args.as_of, alias=args.alias, version=args.version).report())
+    return 0
+
+
+def _monitor(config: ClickmlConfig, args: argparse.Namespace) -> int:
+    from pipelines.monitor import stage
+
+    result = stage.run(config, _spark(config), args.job, as_of=args.as_of, version=args.version)
+    print(result.report())
     return 0
 
 

@@ -102,6 +102,8 @@ class TablesConfig(Section):
     """`clickml score` of binary jobs: score and decision per entity, by job and as-of date."""
     recommendations: str = "gold.recommendations"
     """`clickml score` of recommendation jobs: the top k items per user, by job and as-of date."""
+    monitor_drift: str = "monitor.drift"
+    """`clickml monitor`: one row per job, as-of date, model version, feature and drift statistic."""
 
     @field_validator("*")
     @classmethod

@@ -1,0 +1,76 @@
+"""`clickml monitor` on the tiny pipeline (tests/services/baseline.py): its registered propensity
+model scores the latest as-of date, then the scored population is compared with the reference
+profile its training run logged. Tables are written outside the shared lake."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.lake import Lake
+from pipelines.monitor import stage
+from pipelines.monitor.judge import ALERT, OK, WARN
+from pipelines.monitor.stage import MonitorError
+from pipelines.score import stage as score_stage
+
+
+@pytest.fixture(scope="module")
+def monitored(spark, tiny_pipeline_on_disk, tmp_path_factory):
+    """The shared pipeline's config writing predictions, drift and GX results under a folder of
+    ours (table names given as paths), with the latest as-of date scored by its registered lr."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from pipelines.train.tracking import configure
+
+    base = tiny_pipeline_on_disk
+    out = tmp_path_factory.mktemp("monitoring")
+    tables = base.tables.model_copy(update={"predictions": str(out / "predictions"), "monitor_drift": str(out / "drift")})
+    validation = base.validation.model_copy(update={"results_root": str(out / "validation")})
+    config = base.model_copy(update={"tables": tables, "validation": validation})
+    configure(config)
+    name = config.training.jobs["propensity"].registry.name
+    try:  # on so little data the model may have lost to the base rate and stayed challenger
+        MlflowClient().get_model_version_by_alias(name, "champion")
+        alias = "champion"
+    except MlflowException:
+        alias = "challenger"
+    scored = score_stage.run(config, spark, "propensity", alias=alias)
+    return config, scored
+
+
+def test_every_feature_and_the_score_get_judged_drift_statistics(spark, monitored):
+    config, scored = monitored
+    result = stage.run(config, spark, "propensity")
+    assert (result.as_of, result.model_version) == (scored.as_of, scored.model.version)
+    rows = Lake(config, spark).read(config.tables.monitor_drift).collect()  # bounded: features x statistics
+    assert len(rows) == len(result.judged) > 0
+    by_kind: dict[str, set] = {}
+    for r in rows:
+        by_kind.setdefault(r["kind"], set()).add(r["statistic"])
+        assert r["status"] in (OK, WARN, ALERT) and r["reason"]
+        assert (r["job"], r["as_of_date"], r["model_version"]) == ("propensity", scored.as_of, scored.model.version)
+        assert r["n_current"] == scored.rows or r["kind"] == "numeric"  # numeric KS leaves missing values out
+    assert by_kind["numeric"] == {"psi", "ks", "js"} and by_kind["score"] == {"psi", "ks", "js"}
+    assert by_kind["categorical"] == {"psi", "chi2", "js"}
+    assert f"monitor propensity as of {scored.as_of}" in result.report()
+
+    # A rerun replaces its slice (thresholds may have changed), it does not add to it.
+    strict = config.model_copy(deep=True)
+    strict.monitoring.default.thresholds.psi_warn = 1e-12
+    strict.monitoring.default.thresholds.psi_alert = 1e-9
+    alerting = stage.run(strict, spark, "propensity")
+    assert alerting.alert and "ALERT" in alerting.report()
+    rows = Lake(config, spark).read(config.tables.monitor_drift).collect()
+    assert len(rows) == len(alerting.judged) and any(r["status"] == ALERT for r in rows)
+
+
+def test_an_unscored_date_or_version_is_a_clear_error(spark, monitored):
+    config, scored = monitored
+    with pytest.raises(MonitorError, match="no scores of job propensity as of 1999-01-01"):
+        import datetime as dt
+
+        stage.run(config, spark, "propensity", as_of=dt.date(1999, 1, 1))
+    with pytest.raises(MonitorError, match="was not scored by version 999"):
+        stage.run(config, spark, "propensity", version="999")
+    with pytest.raises(MonitorError, match="covers registered binary jobs"):
+        stage.run(config, spark, "recommender")
