@@ -34,6 +34,8 @@ class TimeoutsConfig(Section):
     features: float = Field(default=180.0, gt=0)
     training_sets: float = Field(default=120.0, gt=0)
     gate: float = Field(default=60.0, gt=0)
+    score: float = Field(default=60.0, gt=0)
+    monitor: float = Field(default=60.0, gt=0)
     """Great Expectations gates."""
     train: float = Field(default=240.0, gt=0)
     dagrun_hours: float = Field(default=12.0, gt=0)
@@ -142,6 +144,19 @@ class TrainingDagConfig(Section):
     deep model: `{propensity.deep: {spark.cores.max: "2"}}`."""
 
 
+class MonitoringDagConfig(Section):
+    """The daily monitoring DAG: per job, score the latest as-of date with the champion, monitor its
+    drift, and trigger `model_training` when drift alerts (no alert, no retraining)."""
+
+    dag_id: str = "model_monitoring"
+    cron: str = "0 3 * * *"
+    """Cron (UTC); 03:00 runs after the daily ETL (00:30) has built the day's features."""
+    jobs: list[str] | None = None
+    """Training jobs to monitor; default: every registered binary job."""
+    retrain: bool = True
+    """Trigger the training DAG on an alert (off: alerts are only recorded)."""
+
+
 class OrchestrationConfig(Section):
     """The Airflow DAGs: schedules, retries, timeouts, how Spark jobs are submitted."""
 
@@ -165,3 +180,4 @@ class OrchestrationConfig(Section):
     ingest: IngestDagConfig = Field(default_factory=IngestDagConfig)
     etl: EtlDagConfig = Field(default_factory=EtlDagConfig)
     training: TrainingDagConfig = Field(default_factory=TrainingDagConfig)
+    monitoring: MonitoringDagConfig = Field(default_factory=MonitoringDagConfig)

@@ -24,7 +24,7 @@ from pipelines.orchestration.intervals import template as interval_template
 from pipelines.orchestration.settings import DagSettings, load_dag_settings
 from pipelines.orchestration.submit import spark_job
 
-DagKind = Literal["ingest", "etl", "training"]
+DagKind = Literal["ingest", "etl", "training", "monitoring"]
 
 BRONZE_GATED = ("bronze.events", "bronze.quarantine", "bronze.ingest_audit")
 SILVER_GATED = ("silver.events", "silver.sessions")
@@ -328,7 +328,99 @@ def _check_models():
                           retries=0, doc_md="Fails the run when a model task failed (skipped when none did).")
 
 
-BUILDERS = {"ingest": build_ingest_dag, "etl": build_etl_dag, "training": build_training_dag}
+def monitored_jobs(settings: DagSettings) -> list[str]:
+    """`orchestration.monitoring.jobs`, else every registered binary training job."""
+    config = settings.config
+    wanted = config.orchestration.monitoring.jobs
+    if wanted is None:
+        return [name for name, job in config.training.jobs.items() if job.task == "binary" and job.registry is not None]
+    unknown = [j for j in wanted if j not in config.training.jobs]
+    if unknown:
+        raise ValueError(f"orchestration.monitoring.jobs: unknown training job(s) {unknown}; "
+                         f"configured: {', '.join(config.training.jobs) or 'none'}")
+    return list(wanted)
+
+
+def drift_alert_reason(config, job: str) -> str | None:
+    """The reason to retrain `job`, or None: the features (and score) whose drift alerted in the
+    latest monitored as-of date of `tables.monitor_drift`, read with delta-rs (one job's rows of
+    one date: bounded by features x statistics)."""
+    from deltalake import DeltaTable
+
+    from pipelines.lake.location import table_location
+
+    location = table_location(config.lake, config.tables.monitor_drift)
+    table = DeltaTable(location.uri, storage_options=location.storage_options or None)
+    rows = table.to_pyarrow_table(filters=[("job", "=", job)],
+                                  columns=["as_of_date", "model_version", "feature", "statistic", "status"]).to_pylist()
+    if not rows:
+        return None
+    latest = max(r["as_of_date"] for r in rows)
+    alerts = sorted({f"{r['feature']} ({r['statistic']})" for r in rows if r["as_of_date"] == latest and r["status"] == "alert"})
+    if not alerts:
+        return None
+    version = next(r["model_version"] for r in rows if r["as_of_date"] == latest)
+    return f"drift alert for {job} v{version} as of {latest}: {', '.join(alerts)}"
+
+
+def _check_drift(job: str, profile: str | None, conf_dir: str, overrides: list[str]) -> str | bool:
+    """ShortCircuit callable: the reason (truthy: retrain) or False (no alert: skip retraining)."""
+    from pipelines.config import load_config
+
+    config = load_config(profile=profile, conf_dir=conf_dir, overrides=overrides)
+    reason = drift_alert_reason(config, job)
+    print(reason or f"no drift alert for {job}: no retraining")
+    return reason or False
+
+
+def build_monitoring_dag(settings: DagSettings):
+    """Daily: per job, score with the champion -> monitor drift -> on an alert, trigger training."""
+    from airflow.providers.standard.operators.python import ShortCircuitOperator
+    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+    from airflow.sdk import TaskGroup
+
+    config = settings.config
+    monitoring = config.orchestration.monitoring
+    timeouts = config.orchestration.timeouts
+    jobs = monitored_jobs(settings)
+    training_dag = config.orchestration.training.dag_id
+    doc = (
+        f"### Model monitoring (`{monitoring.cron}`, UTC)\n\n"
+        "Per job: `score` (`jobs/score.py JOB`: the champion scores the latest as-of date into "
+        f"`{config.tables.predictions}`, gated by the predictions suite) -> `monitor` (`jobs/monitor.py JOB`: "
+        f"drift of that population against the model's training reference into `{config.tables.monitor_drift}`) "
+        "-> `check_drift` (short-circuits when nothing alerted: no alert, no retraining) -> "
+        f"`retrain` (triggers `{training_dag}` with the reason in the run's conf; the retrained challenger then "
+        f"goes through the usual promotion gate). Jobs: {', '.join(f'`{j}`' for j in jobs) or 'none'}."
+    )
+    with _dag(settings, monitoring.dag_id, _cron(monitoring.cron), False, doc,
+              "score with the champion -> drift -> retrain on evidence") as dag:
+        for job in jobs:
+            with TaskGroup(group_id=f"monitor_{job}", tooltip=f"training job {job}"):
+                score = spark_job(settings, "score", "score", [job], timeout_minutes=timeouts.score,
+                                  outlets=[table_asset(config, config.tables.predictions)],
+                                  doc_md=f"`spark-submit jobs/score.py {job}`: the champion scores the latest as-of date.")
+                monitor = spark_job(settings, "monitor", "monitor", [job], timeout_minutes=timeouts.monitor,
+                                    outlets=[table_asset(config, config.tables.monitor_drift)],
+                                    doc_md=f"`spark-submit jobs/monitor.py {job}`: drift against the training reference.")
+                score >> monitor
+                if not monitoring.retrain:
+                    continue
+                check = ShortCircuitOperator(
+                    task_id="check_drift", python_callable=_check_drift, retries=0,
+                    op_args=[job, settings.job_profile, settings.job_conf_dir,
+                             list(config.orchestration.spark_submit.job_overrides)],
+                    doc_md="Reads the latest drift rows of the job: an alert continues to `retrain`, else the run ends.")
+                retrain = TriggerDagRunOperator(
+                    task_id="retrain", trigger_dag_id=training_dag, retries=0,
+                    conf={"reason": "{{ ti.xcom_pull(task_ids='monitor_%s.check_drift') }}" % job, "job": job},
+                    doc_md=f"Triggers `{training_dag}` with the drift reason in its conf.")
+                monitor >> check >> retrain
+    return dag
+
+
+BUILDERS = {"ingest": build_ingest_dag, "etl": build_etl_dag, "training": build_training_dag,
+            "monitoring": build_monitoring_dag}
 
 
 def build_dag(kind: DagKind, settings: DagSettings | None = None):
@@ -337,7 +429,7 @@ def build_dag(kind: DagKind, settings: DagSettings | None = None):
 
 
 def build_dags(settings: DagSettings | None = None) -> dict[str, Any]:
-    """All three DAGs by dag_id."""
+    """All DAGs by dag_id."""
     settings = settings or load_dag_settings()
     dags = [builder(settings) for builder in BUILDERS.values()]
     return {dag.dag_id: dag for dag in dags}

@@ -69,6 +69,7 @@ def produce_at(bootstrap: str, topic: str, lines: list[str], when: dt.datetime) 
 
 @pytest.mark.slow
 @pytest.mark.e2e
+@pytest.mark.timeout(1500)  # ~5 min on an idle 2-core machine; the DAG runs take up to 900 s under load
 def test_ingest_etl_and_training_dags_end_to_end(tmp_path, kafka):
     pytest.importorskip("confluent_kafka", reason="confluent-kafka is installed by the kafka extra")
     folder = tmp_path / "landing" / "clickstream" / f"date={ARRIVAL:%Y-%m-%d}" / f"hour={ARRIVAL:%H}"

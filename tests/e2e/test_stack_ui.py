@@ -4,7 +4,7 @@ all on 127.0.0.1, started once for this module.
 - every service answers and the summary prints the URLs and the Airflow login;
 - the cluster runs an application submitted to spark://127.0.0.1:7077 with our package shipped as
   a `--py-files` zip, and the executors import it from the zip;
-- headless Chromium logs into the Airflow UI, sees the three DAGs, triggers `clickstream_ingest`
+- headless Chromium logs into the Airflow UI, sees the four DAGs, triggers `clickstream_ingest`
   and sees it succeed: its spark-submit runs `jobs/ingest_clickstream.py` on the standalone
   cluster (screenshots under the test's tmp dir, or `$CLICKML_SCREENSHOT_DIR`);
 - `down` stops exactly what `up` started.
@@ -84,7 +84,7 @@ def test_every_service_answers_and_the_summary_tells_how_to_log_in(stack):
         master = json.loads(response.read())
     assert master["status"] == "ALIVE" and master["aliveworkers"] == 1
     dags = {d["dag_id"]: d for d in stack.airflow_api("dags")["dags"]}
-    assert set(dags) == {"clickstream_ingest", "clickstream_etl_features", "model_training"}
+    assert set(dags) == {"clickstream_ingest", "clickstream_etl_features", "model_training", "model_monitoring"}
     assert stack.airflow_api("importErrors")["total_entries"] == 0
     connection = json.loads(stack.airflow_env()["AIRFLOW_CONN_CLICKML_SPARK"])
     assert (connection["host"], connection["port"]) == ("spark://127.0.0.1", 7077)
@@ -180,8 +180,9 @@ def test_airflow_ui_login_dags_trigger_and_success(stack, browser, tmp_path):
 
     browser.get(base + "/dags")
     body = lambda: browser.find_element(By.TAG_NAME, "body").text
-    _wait_for(lambda: all(d in body() for d in ("clickstream_ingest", "clickstream_etl_features", "model_training")),
-              60, "the three DAGs in the list")
+    _wait_for(lambda: all(d in body() for d in ("clickstream_ingest", "clickstream_etl_features", "model_training",
+                                                "model_monitoring")),
+              60, "the four DAGs in the list")
     _screenshot(browser, tmp_path, "airflow-dags.png")
 
     browser.get(base + "/dags/clickstream_ingest")

@@ -37,7 +37,7 @@ def test_dagbag_imports_without_errors_spark_or_database(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["errors"] == {}
-    assert result["dags"] == ["clickstream_etl_features", "clickstream_ingest", "model_training"]
+    assert result["dags"] == ["clickstream_etl_features", "clickstream_ingest", "model_monitoring", "model_training"]
     assert result["spark_modules"] == [], "DAG parsing imported Spark or delta-rs modules"
     assert not (tmp_path / "never-created.db").exists()
 
@@ -49,5 +49,5 @@ def test_a_config_error_is_an_import_error_naming_the_key(tmp_path):
                           env=env, cwd=tmp_path, timeout=180, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     errors = json.loads(proc.stdout.strip().splitlines()[-1])["errors"]
-    assert len(errors) == 3
+    assert len(errors) == 4  # every DAG file
     assert all("orchestration.ingest.cronn: unknown key" in e for e in errors.values()), errors

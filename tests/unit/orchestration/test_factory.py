@@ -21,8 +21,8 @@ def _upstream(dag, task_id):
     return set(dag.get_task(task_id).upstream_task_ids)
 
 
-def test_three_dags_with_their_schedules(dags):
-    assert set(dags) == {"clickstream_ingest", "clickstream_etl_features", "model_training"}
+def test_four_dags_with_their_schedules(dags):
+    assert set(dags) == {"clickstream_ingest", "clickstream_etl_features", "model_training", "model_monitoring"}
     ingest, etl = dags["clickstream_ingest"], dags["clickstream_etl_features"]
     assert type(ingest.timetable).__name__ == "CronDataIntervalTimetable"
     assert ingest.timetable.expression == "0 * * * *"
@@ -211,3 +211,44 @@ def test_a_disabled_model_gets_no_task_unless_listed(dag_settings):
     listed = build_dags(dag_settings("training.jobs.propensity.models.rf.enabled=false",
                                      "orchestration.training.jobs={propensity: [rf]}"))["model_training"]
     assert "train_propensity.rf" in listed.task_ids
+
+
+def test_monitoring_dag_scores_monitors_and_retrains_only_on_an_alert(dags):
+    dag = dags["model_monitoring"]
+    assert dag.timetable.expression == "0 3 * * *"
+    group = "monitor_propensity"
+    assert set(dag.task_ids) == {f"{group}.score", f"{group}.monitor", f"{group}.check_drift", f"{group}.retrain"}
+    assert _upstream(dag, f"{group}.monitor") == {f"{group}.score"}
+    assert _upstream(dag, f"{group}.retrain") == {f"{group}.check_drift"}
+    assert type(dag.get_task(f"{group}.check_drift")).__name__ == "ShortCircuitOperator"
+    retrain = dag.get_task(f"{group}.retrain")
+    assert retrain.trigger_dag_id == "model_training" and "check_drift" in retrain.conf["reason"]
+    assert dag.get_task(f"{group}.score").application.endswith("/jobs/score.py")
+    assert dag.get_task(f"{group}.monitor").application.endswith("/jobs/monitor.py")
+
+
+def test_monitoring_without_retraining_and_unknown_jobs(dag_settings):
+    dag = build_dags(dag_settings("orchestration.monitoring.retrain=false"))["model_monitoring"]
+    assert set(dag.task_ids) == {"monitor_propensity.score", "monitor_propensity.monitor"}
+    with pytest.raises(ValueError, match="unknown training job"):
+        build_dags(dag_settings("orchestration.monitoring.jobs=[nope]"))
+
+
+def test_the_drift_check_reads_the_latest_alerts_of_the_job(tmp_path):
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from pipelines.orchestration.factory import drift_alert_reason
+    from tests.conftest import make_config
+
+    config = make_config(tmp_path)
+    rows = [
+        ("propensity", dt.date(2024, 1, 9), "3", "pages_7d", "psi", "alert"),
+        ("propensity", dt.date(2024, 1, 10), "3", "pages_7d", "psi", "warn"),
+        ("propensity", dt.date(2024, 1, 10), "3", "score", "ks", "alert"),
+        ("other", dt.date(2024, 1, 11), "1", "x", "psi", "alert"),
+    ]
+    names = ["job", "as_of_date", "model_version", "feature", "statistic", "status"]
+    write_deltalake(str(tmp_path / "lakehouse" / "monitor" / "drift"), pa.Table.from_pylist([dict(zip(names, r)) for r in rows]))
+    assert drift_alert_reason(config, "propensity") == "drift alert for propensity v3 as of 2024-01-10: score (ks)"
+    assert drift_alert_reason(config, "nobody") is None
