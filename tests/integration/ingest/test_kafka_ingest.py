@@ -78,6 +78,7 @@ BAD_REASONS = {
 }
 
 
+@pytest.mark.slow  # three streaming runs (~60 s); make test-fast keeps the unit tests of tests/unit/ingest/test_kafka.py
 def test_messages_land_in_bronze_and_quarantine_with_offsets_accounted(spark, tmp_path, kafka):
     topic = unique_topic("clicks")
     kafka.create_topic(topic, partitions=3)

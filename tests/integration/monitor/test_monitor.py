@@ -12,6 +12,9 @@ from pipelines.monitor.judge import ALERT, OK, WARN
 from pipelines.monitor.stage import MonitorError
 from pipelines.score import stage as score_stage
 
+# The shared tiny pipeline (trained once per session, ~80 s) is not part of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def monitored(spark, tiny_pipeline_on_disk, tmp_path_factory):

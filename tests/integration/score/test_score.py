@@ -12,6 +12,9 @@ from pipelines.lake import Lake
 from pipelines.score import stage
 from pipelines.score.stage import ScoringError
 
+# The shared tiny pipeline (trained once per session, ~80 s) is not part of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def scoring(tiny_pipeline_on_disk, tmp_path_factory):

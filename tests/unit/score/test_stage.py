@@ -119,6 +119,7 @@ def test_a_missing_model_is_a_scoring_error(monkeypatch):
         stage.resolve_model("m", "champion")
 
 
+@pytest.mark.slow  # fits an ALS (~20 s)
 def test_als_recommendations_are_top_k_per_known_user(spark, config):
     from pyspark.sql import functions as F
 
