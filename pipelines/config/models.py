@@ -104,6 +104,8 @@ class TablesConfig(Section):
     """`clickml score` of recommendation jobs: the top k items per user, by job and as-of date."""
     monitor_drift: str = "monitor.drift"
     """`clickml monitor`: one row per job, as-of date, model version, feature and drift statistic."""
+    monitor_performance: str = "monitor.performance"
+    """`clickml monitor`: metrics per job, as-of date and model version once its labels matured."""
 
     @field_validator("*")
     @classmethod

@@ -31,6 +31,8 @@ class DriftThresholds(Section):
     """Jensen-Shannon distance (base 2) at or above this warns (and makes a significant chi-square warn)."""
     js_alert: float = Field(default=0.1, ge=0, le=1)
     """JS distance at or above this alerts (and makes a significant chi-square alert)."""
+    auc_drop: float = Field(default=0.05, ge=0, le=1)
+    """Once labels matured: an AUC more than this below the model's test AUC alerts."""
 
     @model_validator(mode="after")
     def _ordered(self) -> DriftThresholds:

@@ -10,6 +10,10 @@ the score (`pipelines.monitor.drift`, counted in Spark). Each statistic is judge
 alert against `monitoring` (`pipelines.monitor.judge`). The rows go to `tables.monitor_drift`,
 partitioned by (job, as_of_date); a rerun replaces its (job, date, version) slice, so changed
 thresholds take effect. The summary names the features that warn or alert.
+
+Then every scored date of the job whose labels have matured is evaluated against them
+(`pipelines.monitor.performance`) into `tables.monitor_performance`, next to the model's test
+figures; an AUC drop beyond `auc_drop` on the latest evaluated date alerts too.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from pyspark.sql import types as T
 
 from pipelines.config import ClickmlConfig
 from pipelines.lake import Lake
+from pipelines.monitor import performance
 from pipelines.monitor.drift import compare
 from pipelines.monitor.judge import ALERT, OK, RANK, WARN, Judged, feature_status, judge_all
+from pipelines.monitor.performance import Performance
 from pipelines.monitor.profile import ReferenceProfile
 from pipelines.train.errors import TrainError
 
@@ -64,6 +70,8 @@ class MonitorResult:
     model_version: str
     judged: list[Judged] = field(default_factory=list)
     table_version: int | None = None
+    performance: list[Performance] = field(default_factory=list)
+    """Scored dates whose labels matured, evaluated (every version and date of the job)."""
     seconds: float = 0.0
 
     @property
@@ -72,7 +80,9 @@ class MonitorResult:
 
     @property
     def alert(self) -> bool:
-        return ALERT in self.statuses.values()
+        """Drift alerted, or the latest evaluated date's AUC dropped below the test AUC by the margin."""
+        latest = max(self.performance, key=lambda p: p.as_of, default=None)
+        return ALERT in self.statuses.values() or (latest is not None and latest.status == ALERT)
 
     def features_with(self, status: str) -> list[str]:
         return sorted(f for f, s in self.statuses.items() if s == status)
@@ -85,6 +95,11 @@ class MonitorResult:
             if names:
                 parts.append(f"{len(names)} {status} ({', '.join(names)})")
         parts.append(f"{sum(1 for s in statuses.values() if s == OK)} ok")
+        latest = max(self.performance, key=lambda p: p.as_of, default=None)
+        if latest is not None:
+            test = latest.test.get("roc_auc")
+            parts.append(f"AUC as of {latest.as_of} {latest.metrics['roc_auc']:.4f} (test "
+                         f"{'n/a' if test is None else f'{test:.4f}'}, {latest.status})")
         return (f"monitor {self.job} as of {self.as_of} ({self.model_name} v{self.model_version}): "
                 f"{'; '.join(parts)} -> drift {'ALERT' if self.alert else 'no alert'} ({self.seconds:.1f}s)")
 
@@ -186,6 +201,9 @@ def run(config: ClickmlConfig, spark: SparkSession, job: str, as_of: dt.date | N
     else:
         written = lake.write(rows, target, mode="overwrite", partition_by=PARTITIONS)
     result.table_version = written.version
+    drop = config.monitoring.for_job(job).thresholds.auc_drop
+    result.performance = performance.evaluate(config, spark, job, scored, spec.registry.name, drop)
+    performance.write(config, spark, job, spec.registry.name, result.performance)
     result.seconds = time.time() - started
     for j in sorted(result.judged, key=lambda j: -RANK[j.status]):
         if j.status != OK:

@@ -343,24 +343,33 @@ def monitored_jobs(settings: DagSettings) -> list[str]:
 
 def drift_alert_reason(config, job: str) -> str | None:
     """The reason to retrain `job`, or None: the features (and score) whose drift alerted in the
-    latest monitored as-of date of `tables.monitor_drift`, read with delta-rs (one job's rows of
-    one date: bounded by features x statistics)."""
+    latest monitored as-of date of `tables.monitor_drift`, and an AUC drop on the latest date of
+    `tables.monitor_performance`; read with delta-rs (one job's rows: bounded by dates x features x
+    statistics)."""
     from deltalake import DeltaTable
 
     from pipelines.lake.location import table_location
 
-    location = table_location(config.lake, config.tables.monitor_drift)
-    table = DeltaTable(location.uri, storage_options=location.storage_options or None)
-    rows = table.to_pyarrow_table(filters=[("job", "=", job)],
-                                  columns=["as_of_date", "model_version", "feature", "statistic", "status"]).to_pylist()
-    if not rows:
-        return None
-    latest = max(r["as_of_date"] for r in rows)
-    alerts = sorted({f"{r['feature']} ({r['statistic']})" for r in rows if r["as_of_date"] == latest and r["status"] == "alert"})
-    if not alerts:
-        return None
-    version = next(r["model_version"] for r in rows if r["as_of_date"] == latest)
-    return f"drift alert for {job} v{version} as of {latest}: {', '.join(alerts)}"
+    def latest_rows(name: str, columns: list[str]) -> list[dict]:
+        location = table_location(config.lake, name)
+        if not DeltaTable.is_deltatable(location.uri, storage_options=location.storage_options or None):
+            return []
+        table = DeltaTable(location.uri, storage_options=location.storage_options or None)
+        rows = table.to_pyarrow_table(filters=[("job", "=", job)], columns=["as_of_date", "model_version", *columns]).to_pylist()
+        latest = max((r["as_of_date"] for r in rows), default=None)
+        return [r for r in rows if r["as_of_date"] == latest]
+
+    reasons = []
+    drift = latest_rows(config.tables.monitor_drift, ["feature", "statistic", "status"])
+    alerts = sorted({f"{r['feature']} ({r['statistic']})" for r in drift if r["status"] == "alert"})
+    if alerts:
+        reasons.append(f"drift alert for {job} v{drift[0]['model_version']} as of {drift[0]['as_of_date']}: {', '.join(alerts)}")
+    perf = [r for r in latest_rows(config.tables.monitor_performance, ["metric", "value", "test_value", "status"])
+            if r["metric"] == "roc_auc" and r["status"] == "alert"]
+    for r in perf:
+        reasons.append(f"AUC of {job} v{r['model_version']} as of {r['as_of_date']} fell to {r['value']:.4f} "
+                       f"(test {r['test_value']:.4f})")
+    return "; ".join(reasons) or None
 
 
 def _check_drift(job: str, profile: str | None, conf_dir: str, overrides: list[str]) -> str | bool:

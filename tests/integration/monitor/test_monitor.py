@@ -27,7 +27,8 @@ def monitored(spark, tiny_pipeline_on_disk, tmp_path_factory):
 
     base = tiny_pipeline_on_disk
     out = tmp_path_factory.mktemp("monitoring")
-    tables = base.tables.model_copy(update={"predictions": str(out / "predictions"), "monitor_drift": str(out / "drift")})
+    tables = base.tables.model_copy(update={"predictions": str(out / "predictions"), "monitor_drift": str(out / "drift"),
+                                            "monitor_performance": str(out / "performance")})
     validation = base.validation.model_copy(update={"results_root": str(out / "validation")})
     config = base.model_copy(update={"tables": tables, "validation": validation})
     configure(config)
@@ -65,6 +66,26 @@ def test_every_feature_and_the_score_get_judged_drift_statistics(spark, monitore
     assert alerting.alert and "ALERT" in alerting.report()
     rows = Lake(config, spark).read(config.tables.monitor_drift).collect()
     assert len(rows) == len(alerting.judged) and any(r["status"] == ALERT for r in rows)
+
+
+def test_a_scored_date_whose_labels_matured_is_evaluated_next_to_the_test_figures(spark, monitored):
+    config, scored = monitored
+    lake = Lake(config, spark)
+    # Bounded: the training set's cutoffs.
+    cutoffs = {r[0] for r in lake.read(config.tables.propensity_training).select("cutoff").distinct().collect()}
+    date = max(set(score_stage.available_as_of_dates(config, lake)) & cutoffs)
+    assert date < scored.as_of  # the latest scored date has no labels yet
+    score_stage.run(config, spark, "propensity", as_of=date, alias=scored.model.alias)
+    result = stage.run(config, spark, "propensity", as_of=date)
+    (evaluated,) = [p for p in result.performance if p.as_of == date]
+    assert evaluated.metrics["rows"] > 0 and 0 <= evaluated.metrics["base_rate"] <= 1
+    assert "roc_auc" in evaluated.test and evaluated.status in (OK, ALERT)
+    assert f"AUC as of {date}" in result.report()
+    rows = lake.read(config.tables.monitor_performance).collect()  # bounded: dates x metrics
+    assert {r["metric"] for r in rows if r["as_of_date"] == date} >= {"roc_auc", "pr_auc", "log_loss", "calibration_error",
+                                                                       "top_decile_lift"}
+    assert all(r["test_value"] is not None for r in rows if r["metric"] == "roc_auc")
+    assert not [p for p in result.performance if p.as_of == scored.as_of]  # not matured: not evaluated
 
 
 def test_an_unscored_date_or_version_is_a_clear_error(spark, monitored):

@@ -57,3 +57,11 @@ def test_only_configured_statistics_and_features_are_judged_the_score_always():
 def test_thresholds_must_be_ordered():
     with pytest.raises(ValueError, match="psi_warn .* must not exceed psi_alert"):
         DriftThresholds(psi_warn=0.3, psi_alert=0.2)
+
+
+def test_an_auc_drop_beyond_the_margin_alerts():
+    from pipelines.monitor.performance import auc_status
+
+    assert auc_status(0.70, 0.78, 0.05) == ALERT
+    assert auc_status(0.74, 0.78, 0.05) == OK
+    assert auc_status(math.nan, 0.78, 0.05) == OK and auc_status(0.5, None, 0.05) == OK
