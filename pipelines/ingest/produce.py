@@ -309,6 +309,14 @@ def arrival_millis(path: str) -> int | None:
     return int((start + dt.timedelta(hours=1)).timestamp() * 1000)
 
 
+def arrival_stamp(path: str, now: Callable[[], float] = time.time) -> int | None:
+    """The message timestamp of a line of `path`: its arrival hour's end, never later than now (a
+    folder of a future hour has not arrived yet; brokers also refuse timestamps more than
+    `log.message.timestamp.after.max.ms`, 1 hour by default, ahead of their clock)."""
+    stamp = arrival_millis(path)
+    return None if stamp is None else min(stamp, int(now() * 1000))
+
+
 @dataclass
 class _Cursor:
     """Where the replay is: files opened, the current file and line (for messages)."""
@@ -592,7 +600,7 @@ def run(config: ClickmlConfig, source_name: str = DEFAULT_FROM, to: str = DEFAUL
     try:
         result = produce_lines(servers, topic, replay_records(fs, files, header, cursor), key_of, rate, limit=limit,
                                options=options, progress=progress, connect_timeout=connect_timeout,
-                               timestamp_of=(lambda: arrival_millis(cursor.path)) if timestamps == "arrival" else None)
+                               timestamp_of=(lambda: arrival_stamp(cursor.path)) if timestamps == "arrival" else None)
     except BrokerUnreachable as exc:
         origin = "--bootstrap-servers" if bootstrap else (
             f"source {to}: kafka.bootstrap_servers, or ${target.kafka.bootstrap_servers_env} when set")

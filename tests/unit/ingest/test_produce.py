@@ -295,3 +295,14 @@ def test_a_file_in_an_arrival_folder_stamps_its_messages_with_the_end_of_that_ho
     assert arrival_millis("/landing/clickstream/date=2024-01-03/hour=10/part-0.json") == int(end.timestamp() * 1000)
     assert arrival_millis("/landing/flat/part-0.json") is None
     assert arrival_millis("/landing/x/date=2024-02-30/hour=10/a.json") is None  # no such day
+
+
+def test_an_arrival_hour_in_the_future_is_stamped_now():
+    # Found by the Kafka benchmark: generated late-arrival folders of today's later hours were
+    # stamped hours ahead, and the broker refused them (InvalidTimestampException).
+    from pipelines.ingest.produce import arrival_stamp
+
+    now = 1_700_000_000.0
+    assert arrival_stamp("/l/date=2100-01-01/hour=00/a.json", now=lambda: now) == int(now * 1000)
+    assert arrival_stamp("/l/date=2020-01-01/hour=00/a.json", now=lambda: now) == 1577840400000
+    assert arrival_stamp("/l/flat/a.json", now=lambda: now) is None
