@@ -88,13 +88,16 @@ def progress(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def sizes(text: str) -> list[int]:
+def sizes(text: str, allow_none: bool = False) -> list[int]:
+    """`--events`: comma-separated sizes >= 1000 (`allow_none`: 0 means none)."""
     try:
         values = [int(float(part)) for part in text.replace("_", "").split(",") if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"--events must be comma-separated numbers, got {text!r}") from None
-    if not values or any(v < 1000 for v in values):
-        raise argparse.ArgumentTypeError("--events sizes must be >= 1000")
+    if allow_none:
+        values = [v for v in values if v]
+    if (not values and not allow_none) or any(v < 1000 for v in values):
+        raise argparse.ArgumentTypeError("--events sizes must be >= 1000" + (" (or 0 for none)" if allow_none else ""))
     return values
 
 
@@ -106,8 +109,8 @@ def pick_users(target: int, days: int, base_overrides: list[str]) -> int:
     return max(1, round(target / per_user))
 
 
-def config_for(workdir: Path, target: int, users: int, days: int, args: argparse.Namespace):
-    root = workdir / f"events-{target}"
+def bench_config(root: Path, users: int, days: int, args: argparse.Namespace, *extra: str):
+    """The local profile with the lakehouse and landing zone under `root` and the generator sized."""
     return load_config(
         profile="local",
         overrides=[
@@ -118,10 +121,16 @@ def config_for(workdir: Path, target: int, users: int, days: int, args: argparse
             f"generator.users={users}",
             f"generator.days={days}",
             f"generator.bad_records.share={BAD_SHARE}",
+            *extra,
             *args.set,
         ],
         env={},
-    ), root
+    )
+
+
+def config_for(workdir: Path, target: int, users: int, days: int, args: argparse.Namespace):
+    root = workdir / f"events-{target}"
+    return bench_config(root, users, days, args), root
 
 
 def measure(spark, args: argparse.Namespace, workdir: Path, target: int, base_overrides: list[str]) -> list[Row]:

@@ -53,7 +53,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.config import load_config  # noqa: E402
+from benchmarks.ingest_vs_plain import bench_config, pick_users, progress, sizes  # noqa: E402
 from pipelines.generate import estimate, generate_landing  # noqa: E402
 from pipelines.spark import build_session  # noqa: E402
 
@@ -108,25 +108,14 @@ class Latency:
     """Per micro-batch with records: (records read, process seconds, visible at - first batch's start)."""
 
 
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
 def load() -> str:
     """The machine's load averages: the broker, Spark and anything else share its cores."""
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.1f} {five:.1f} {fifteen:.1f}"
 
 
-def sizes(text: str) -> list[int]:
-    try:
-        values = [int(float(part)) for part in text.replace("_", "").split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--events must be comma-separated numbers, got {text!r}") from None
-    values = [v for v in values if v]  # 0: none (e.g. with --follow-latency alone)
-    if any(v < 1000 for v in values):
-        raise argparse.ArgumentTypeError("--events sizes must be >= 1000 (or 0 for none)")
-    return values
+def event_sizes(text: str) -> list[int]:
+    return sizes(text, allow_none=True)
 
 
 def start_date(days: int) -> dt.date:
@@ -139,31 +128,8 @@ def window_overrides(days: int) -> list[str]:
             f"ingest.max_event_age_hours={(days + 3) * 24}"]
 
 
-def pick_users(target: int, days: int, args: argparse.Namespace) -> int:
-    """Users such that users x days gives about `target` valid events (volume is linear in users)."""
-    probe = load_config(profile="local", overrides=["generator.users=1000", f"generator.days={days}",
-                                                    f"generator.bad_records.share={BAD_SHARE}",
-                                                    *window_overrides(days), *args.set], env={})
-    per_user = estimate(probe.generator).events / 1000
-    return max(1, round(target / per_user))
-
-
 def config_for(root: Path, users: int, days: int, args: argparse.Namespace):
-    return load_config(
-        profile="local",
-        overrides=[
-            f"lake.root={root / 'lakehouse'}",
-            f"landing.root={root / 'landing'}",
-            f"spark.master={args.master}",
-            f"spark.driver_memory={args.driver_memory}",
-            f"generator.users={users}",
-            f"generator.days={days}",
-            f"generator.bad_records.share={BAD_SHARE}",
-            *window_overrides(days),
-            *args.set,
-        ],
-        env={},
-    )
+    return bench_config(root, users, days, args, *window_overrides(days))
 
 
 def kafka_source(config, bootstrap: str, topic: str, **options):
@@ -179,7 +145,7 @@ def kafka_source(config, bootstrap: str, topic: str, **options):
 
 def generate(spark, args: argparse.Namespace, root: Path, target: int, label: str):
     days = args.days
-    users = pick_users(target, days, args)
+    users = pick_users(target, days, [f"generator.bad_records.share={BAD_SHARE}", *window_overrides(days), *args.set])
     config = config_for(root, users, days, args)
     plan = estimate(config.generator)
     progress(f"{label}: generating {users:,} users x {days} days from {config.generator.start_date} "
@@ -444,7 +410,7 @@ def latency_report(lat: Latency) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=sizes, default=sizes("1000000,10000000"),
+    parser.add_argument("--events", type=event_sizes, default=event_sizes("1000000,10000000"),
                         help="comma-separated sizes in valid events (default 1000000,10000000; 0: none)")
     parser.add_argument("--smoke", action="store_true", help=f"shortcut for --events {SMOKE_EVENTS}")
     parser.add_argument("--days", type=int, default=7, help="generated days (users are picked to reach the size)")

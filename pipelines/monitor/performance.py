@@ -57,24 +57,12 @@ def auc_status(value: float, test: float | None, drop: float) -> str:
     return "alert" if value < test - drop else "ok"
 
 
-def _test_metrics(run_id: str | None) -> dict[str, float]:
-    if not run_id:
-        return {}
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return dict(MlflowClient().get_run(run_id).data.metrics)
-    except MlflowException as exc:
-        log.warning("performance: cannot read the test metrics of run %s (%s)", run_id, exc)
-        return {}
-
-
 def evaluate(config: ClickmlConfig, spark: SparkSession, job: str, scored: DataFrame, model_name: str,
              drop: float) -> list[Performance]:
     """Every (as-of date, model version) of `scored` (the job's rows of `tables.predictions`) whose
     labels have matured, evaluated against them."""
     from pipelines.evaluate.binary import binary_metrics
+    from pipelines.score.stage import run_metrics
 
     lake = Lake(config, spark)
     training = config.tables.propensity_training
@@ -98,7 +86,7 @@ def evaluate(config: ClickmlConfig, spark: SparkSession, job: str, scored: DataF
         rows = scored.where((F.col("as_of_date") == F.lit(date)) & (F.col("model_version") == version)).select(*keys, "score")
         joined = rows.join(labels, keys, "inner")
         metrics = binary_metrics(joined, "label", "score", threshold=s["threshold"], table=f"{job} as of {date}").metrics
-        test = _test_metrics(s["run_id"])
+        test = run_metrics(s["run_id"])
         status = auc_status(metrics["roc_auc"], test.get("roc_auc"), drop)
         out.append(Performance(date, version, {m: float(metrics[m]) for m in METRICS}, test, status))
         log.info("performance %s as of %s (v%s): AUC %.4f (test %s), log loss %.4f, ECE %.4f -> %s", job, date, version,

@@ -201,7 +201,8 @@ def resolve_model(name: str, alias: str | None = DEFAULT_ALIAS, version: str | i
                     f"models:/{name}/{mv.version}", tags)
 
 
-def _run_metrics(run_id: str | None) -> dict[str, float]:
+def run_metrics(run_id: str | None) -> dict[str, float]:
+    """The metrics of a training run ({} without a run id, or when it cannot be read: logged)."""
     if not run_id:
         return {}
     from mlflow import MlflowClient
@@ -210,7 +211,7 @@ def _run_metrics(run_id: str | None) -> dict[str, float]:
     try:
         return dict(MlflowClient().get_run(run_id).data.metrics)
     except MlflowException as exc:
-        log.warning("score: cannot read the metrics of run %s (%s); threshold from the model", run_id, exc)
+        log.warning("cannot read the metrics of run %s (%s)", run_id, exc)
         return {}
 
 
@@ -315,7 +316,7 @@ def run(
     if kind == "binary":
         frame = propensity_frame(config, lake, date)
         keys = ["user_id"] + (["product_id"] if config.training_sets.propensity.unit == "user_product" else [])
-        threshold, source = threshold_of(_run_metrics(model.run_id), model.tags, loaded)
+        threshold, source = threshold_of(run_metrics(model.run_id), model.tags, loaded)
         result.threshold, result.threshold_source = threshold, source
         log.info("score %s: threshold %.6g (%s)", job, threshold, source)
         scored = decide(score(loaded, frame, "binary"), threshold)
