@@ -105,3 +105,16 @@ def test_a_batch_not_starting_where_the_last_ended_fails_loudly():
         check_offsets("b", [r(1, 9, 12)], {("t", 1): 5})
     with pytest.raises(OffsetGapError, match=r"read twice"):
         check_offsets("b", [r(1, 3, 12)], {("t", 1): 5})
+
+
+def test_csv_messages_of_a_rees46_shaped_topic_classify_like_its_files(spark):
+    source = load_source(CONF_DIR, "rees46_kafka")
+    rows = [
+        (b"2019-10-01 00:00:00 UTC,view,44600062,2103807459595387724,,shiseido,35.79,541312140,72d76fde", "r", 0, 0, NOW),
+        (b"2019-10-01 00:00:01 UTC,view,1,2", "r", 0, 1, NOW),  # too few fields
+    ]
+    raw = raw_records_from_messages(spark.createDataFrame(rows, MESSAGES), max_bytes=1000)
+    classified = classify(parse_fields(raw, source), source, 24 * 365 * 100, 60, F.lit(NOW))
+    got = {r["source_line"]: r for r in classified.collect()}
+    assert got[0]["reason"] is None and got[0]["user_id"] == "541312140" and got[0]["event_type"] == "product_view"
+    assert got[1]["reason"] == reasons.MALFORMED
