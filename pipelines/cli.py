@@ -323,6 +323,7 @@ def _monitor(config: ClickmlConfig, args: argparse.Namespace) -> int:
 
     result = stage.run(config, _spark(config), args.job, as_of=args.as_of, version=args.version)
     print(result.report())
+    print(f"report: {result.report_path}")
     return 0
 
 

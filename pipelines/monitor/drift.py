@@ -57,8 +57,11 @@ class DriftStat:
     approximate: bool = False
 
 
-def compare(profile: ReferenceProfile, current: DataFrame) -> list[DriftStat]:
-    """PSI, KS and JS per numeric feature and the score, PSI, chi-square and JS per categorical one."""
+def compare(profile: ReferenceProfile, current: DataFrame, cells: dict | None = None) -> list[DriftStat]:
+    """PSI, KS and JS per numeric feature and the score, PSI, chi-square and JS per categorical one.
+
+    `cells`, when given, receives per feature `(labels, reference counts, current counts)` of the
+    PSI cells (for plots)."""
     counter = CellCounter(current)
     numeric = [(f, "numeric") for f in profile.numeric] + ([(profile.score, "score")] if profile.score else [])
     ids = {}
@@ -73,8 +76,15 @@ def compare(profile: ReferenceProfile, current: DataFrame) -> list[DriftStat]:
     for f, kind in numeric:
         bin_id, grid_id = ids[f.name]
         stats += numeric_drift(f, kind, counts[bin_id], counts[grid_id])
+        if cells is not None:
+            labels = [f"[{lo:.4g}, {hi:.4g})" for lo, hi in zip(f.edges[:-1], f.edges[1:])] + ["missing"]
+            nb = len(f.edges) - 1
+            cells[f.name] = (labels, [*f.bin_counts, f.missing], [*dense(counts[bin_id], nb), counts[bin_id].get(-1, 0)])
     for f in profile.categorical:
         stats += categorical_drift(f, counts[ids[f.name]])
+        if cells is not None:
+            reference = f.cell_counts()
+            cells[f.name] = ([*f.categories, "__other__", "__null__"], reference, dense(counts[ids[f.name]], len(reference)))
     return stats
 
 

@@ -13,7 +13,8 @@ thresholds take effect. The summary names the features that warn or alert.
 
 Then every scored date of the job whose labels have matured is evaluated against them
 (`pipelines.monitor.performance`) into `tables.monitor_performance`, next to the model's test
-figures; an AUC drop beyond `auc_drop` on the latest evaluated date alerts too.
+figures; an AUC drop beyond `auc_drop` on the latest evaluated date alerts too. The HTML report
+(`pipelines.monitor.report`) goes beside the Data Docs and into the model's MLflow run.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pipelines.monitor.drift import compare
 from pipelines.monitor.judge import ALERT, OK, RANK, WARN, Judged, feature_status, judge_all
 from pipelines.monitor.performance import Performance
 from pipelines.monitor.profile import ReferenceProfile
+from pipelines.monitor.report import write_report
 from pipelines.train.errors import TrainError
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,8 @@ class MonitorResult:
     table_version: int | None = None
     performance: list[Performance] = field(default_factory=list)
     """Scored dates whose labels matured, evaluated (every version and date of the job)."""
+    report_path: str | None = None
+    """The HTML report (beside the Data Docs; also logged to the model's run)."""
     seconds: float = 0.0
 
     @property
@@ -192,7 +196,8 @@ def run(config: ClickmlConfig, spark: SparkSession, job: str, as_of: dt.date | N
     log.info("monitor %s as of %s: %s v%s against its training reference (%d rows)", job, date, spec.registry.name,
              model_version, profile.count)
     result = MonitorResult(job, date, spec.registry.name, model_version)
-    result.judged = judge_all(compare(profile, current), config.monitoring.for_job(job))
+    cells: dict = {}
+    result.judged = judge_all(compare(profile, current, cells), config.monitoring.for_job(job))
     rows = drift_rows(spark, result, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
     target = config.tables.monitor_drift
     replace = [{"job": job, "as_of_date": date.isoformat(), "model_version": model_version}]
@@ -204,6 +209,12 @@ def run(config: ClickmlConfig, spark: SparkSession, job: str, as_of: dt.date | N
     drop = config.monitoring.for_job(job).thresholds.auc_drop
     result.performance = performance.evaluate(config, spark, job, scored, spec.registry.name, drop)
     performance.write(config, spark, job, spec.registry.name, result.performance)
+    history = []
+    if lake.exists(config.tables.monitor_performance):
+        # Bounded: the job's evaluated dates x a handful of metrics.
+        history = [r.asDict() for r in lake.read(config.tables.monitor_performance)
+                   .where((F.col("job") == job) & (F.col("metric") == "roc_auc")).collect()]
+    result.report_path = write_report(config, result, cells, history, run_id)
     result.seconds = time.time() - started
     for j in sorted(result.judged, key=lambda j: -RANK[j.status]):
         if j.status != OK:

@@ -55,7 +55,12 @@ def summary_relative_path(subject: str, version: int | None, moment: dt.datetime
 
 def write_summary(config: ClickmlConfig, root: str, relative: str, payload: dict[str, Any]) -> str:
     """Write the JSON summary; returns its path (local) or URI (remote)."""
-    data = json.dumps(payload, indent=2, sort_keys=False, default=str).encode("utf-8")
+    return write_file(config, root, relative, json.dumps(payload, indent=2, sort_keys=False, default=str).encode("utf-8"))
+
+
+def write_file(config: ClickmlConfig, root: str, relative: str, data: bytes) -> str:
+    """Write `data` to `<root>/<relative>` (local, or any filesystem the lake layer reaches);
+    returns its path (local) or URI (remote)."""
     local = local_root(root)
     if local is not None:
         target = local / relative

@@ -4,6 +4,8 @@ profile its training run logged. Tables are written outside the shared lake."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pipelines.lake import Lake
@@ -57,6 +59,14 @@ def test_every_feature_and_the_score_get_judged_drift_statistics(spark, monitore
     assert by_kind["numeric"] == {"psi", "ks", "js"} and by_kind["score"] == {"psi", "ks", "js"}
     assert by_kind["categorical"] == {"psi", "chi2", "js"}
     assert f"monitor propensity as of {scored.as_of}" in result.report()
+    # The HTML report beside the Data Docs and in the model's run.
+    page = Path(result.report_path).read_text()
+    assert f"Monitoring propensity as of {scored.as_of}" in page and "data:image/png;base64," in page
+    assert all(f">{j.stat.feature}<" in page for j in result.judged)
+    from mlflow import MlflowClient
+
+    logged = {a.path for a in MlflowClient().list_artifacts(scored.model.run_id, "monitor")}
+    assert f"monitor/{Path(result.report_path).name}" in logged
 
     # A rerun replaces its slice (thresholds may have changed), it does not add to it.
     strict = config.model_copy(deep=True)
@@ -81,6 +91,7 @@ def test_a_scored_date_whose_labels_matured_is_evaluated_next_to_the_test_figure
     assert evaluated.metrics["rows"] > 0 and 0 <= evaluated.metrics["base_rate"] <= 1
     assert "roc_auc" in evaluated.test and evaluated.status in (OK, ALERT)
     assert f"AUC as of {date}" in result.report()
+    assert "Performance over time" in Path(result.report_path).read_text()
     rows = lake.read(config.tables.monitor_performance).collect()  # bounded: dates x metrics
     assert {r["metric"] for r in rows if r["as_of_date"] == date} >= {"roc_auc", "pr_auc", "log_loss", "calibration_error",
                                                                        "top_decile_lift"}
