@@ -124,10 +124,13 @@ def previous_ends(lake: Lake, config: ClickmlConfig, batch_id: str) -> dict[tupl
     it is), so the batch's own row is left out. Bounded: one row per topic partition."""
     prefix = batch_id.rsplit(":", 1)[0] + ":"
     table = config.tables.ingest_audit
-    if not lake.exists(table) or "offsets" not in lake.read(table).columns:
+    if not lake.exists(table):
+        return {}
+    audit = lake.read(table)
+    if "offsets" not in audit.columns:
         return {}
     rows = (
-        lake.read(table)
+        audit
         .where(F.col("batch_id").startswith(prefix) & (F.col("batch_id") != batch_id))
         .select(F.explode("offsets").alias("o"))
         .groupBy("o.topic", "o.partition")

@@ -150,6 +150,7 @@ def run(
         raise IngestUsageError(f"--follow runs one Kafka source; got {', '.join(f'{s.name} ({s.kind})' for s in specs)}")
     spark = spark.newSession()
     lake = (lake or Lake(config)).with_session(spark)
+    ensure_audit_columns(spark, lake, config)  # once per run, not per batch: a schema read
     results: list[IngestResult] = []
     for spec in specs:
         if spec.kind == "kafka":
@@ -508,7 +509,6 @@ def _commit(lake: Lake, staged: StagedRows, txn: Txn, expected: int) -> None:
 
 
 def _write_audit(spark, lake: Lake, config: ClickmlConfig, result: IngestResult, files: list[str], started_at, txn: Txn) -> None:
-    ensure_audit_columns(spark, lake, config)
     row = {
         **{k: v for k, v in asdict(result).items() if k in AUDIT_SCHEMA.fieldNames()},
         "file_list": files,
