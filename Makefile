@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-EXTRAS ?= dev,airflow,dl,kafka
+EXTRAS ?= dev,airflow,dl,kafka,serve
 PROFILE ?= local
 STAMP := $(VENV)/.installed-$(EXTRAS)
 

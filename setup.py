@@ -38,9 +38,14 @@ EXTRAS_REQUIRE = {
     ],
     # `clickml produce`: replay landing files into a Kafka topic (librdkafka client).
     "kafka": ["confluent-kafka>=2.6,<3"],
+    # `clickml serve` / `clickml materialize`: the online model server and its Redis feature store.
+    "serve": ["fastapi>=0.110", "uvicorn>=0.30", "redis>=5,<9"],
     "dev": [
         "pytest>=8",
         "pytest-timeout>=2",
+        "pytest-xdist>=3.6",
+        "statsmodels>=0.14",  # reference values for the experiment statistics tests
+        "httpx>=0.27",  # FastAPI's TestClient
         "moto[server]>=5",
         "boto3>=1.34",
         "scikit-learn>=1.4",
