@@ -15,6 +15,7 @@ from pipelines.config.base import Section
 from pipelines.config.generator import GeneratorConfig
 from pipelines.config.monitoring import MonitoringConfig
 from pipelines.config.orchestration import OrchestrationConfig
+from pipelines.config.serving import ExperimentSpec, ServingConfig, check_serving
 
 
 class StorageConfig(Section):
@@ -595,6 +596,10 @@ class ClickmlConfig(Section):
     """The Airflow DAGs: schedules, retries, timeouts, Spark submission (pipelines/config/orchestration.py)."""
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     """Drift monitoring of scored populations (pipelines/config/monitoring.py)."""
+    serving: ServingConfig = Field(default_factory=ServingConfig)
+    """The online store (Redis) and the model server (pipelines/config/serving.py)."""
+    experiments: dict[str, ExperimentSpec] = Field(default_factory=dict)
+    """Online experiments: experiment id -> job, kind, variants and decision rule (pipelines/config/serving.py)."""
 
     @model_validator(mode="after")
     def _gpu_needs_cluster_or_script(self) -> ClickmlConfig:
@@ -604,4 +609,5 @@ class ClickmlConfig(Section):
                 f"spark.gpu.task_amount ({gpu.task_amount}) cannot exceed spark.gpu.executor_amount "
                 f"({gpu.executor_amount})"
             )
+        check_serving(self.serving, self.experiments, self.training.jobs, self.conf_dir)
         return self
