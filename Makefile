@@ -52,18 +52,24 @@ venv: $(STAMP)
 demo: check-java venv $(DEMO_PREREQS)
 	$(VENV)/bin/clickml --profile $(PROFILE) demo
 
+# Two pytest workers (pytest-xdist; CI has 2 cores): a test module, or the modules sharing a costly
+# session fixture, run on one worker; the longest groups start first (tests/conftest.py).
+# TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
+PYTEST := $(VENV)/bin/python -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
+
 test: check-java venv $(TEST_PREREQS)
-	$(VENV)/bin/python -m pytest
+	$(PYTEST)
 
 # Everything but the end-to-end runs (Airflow DAG runs, the stack and its UI, the demo, the
 # pipeline on S3 / HDFS) and the tests marked slow; `make test` (and CI) still runs them all.
 test-fast: check-java venv $(TEST_PREREQS)
-	$(VENV)/bin/python -m pytest -m "not e2e and not slow"
+	$(PYTEST) -m "not e2e and not slow"
 
 # Only the whole pipeline on S3 (moto), HDFS (NameNode + DataNode) and the standalone stack with
 # the lakehouse on S3 (also part of `make test`).
 test-storage: check-java venv $(TEST_PREREQS)
-	$(VENV)/bin/python -m pytest -m storage_e2e
+	$(PYTEST) -m storage_e2e
 
 test-unit: check-java venv
 	$(VENV)/bin/python -m pytest tests/unit
