@@ -3,7 +3,7 @@
     clickml [--profile P] [--conf-dir D] [--set KEY=VALUE ...] COMMAND ...
 
 Commands: demo, generate, ingest, produce, silver, features build|list, training-sets, validate, train, promote, score,
-monitor, config show, lake history|show|files|vacuum.
+materialize, monitor, config show, lake history|show|files|vacuum.
 """
 
 from __future__ import annotations
@@ -84,6 +84,14 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--alias", default="champion", help="model alias (default: champion)")
     which.add_argument("--version", help="model version (instead of an alias)")
 
+    materialize = commands.add_parser("materialize", help="a job's latest gold features (or top-k recommendations) into Redis")
+    materialize.add_argument("job", help="training job (training.jobs): binary -> user features, recommendation -> top-k")
+    materialize.add_argument("--as-of", dest="as_of", type=_date, help="as-of date (default: the latest built or scored)")
+    materialize.add_argument("--force", action="store_true", help="rewrite even when the store holds this as-of date")
+    recs_model = materialize.add_mutually_exclusive_group()
+    recs_model.add_argument("--alias", default="champion", help="recommendation jobs: whose scored rows (default: champion)")
+    recs_model.add_argument("--version", help="recommendation jobs: model version (instead of an alias)")
+
     monitor = commands.add_parser("monitor", help="drift of a job's scored population against its training reference")
     monitor.add_argument("job", help="training job (training.jobs) whose scores are monitored")
     monitor.add_argument("--as-of", dest="as_of", type=_date, help="scored as-of date (default: the latest scored)")
@@ -128,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": _demo, "generate": _generate, "ingest": _ingest, "produce": _produce, "silver": _silver,
         "features": _features,
         "training-sets": _training_sets, "validate": _validate, "train": _train, "promote": _promote, "score": _score,
-        "monitor": _monitor,
+        "materialize": _materialize, "monitor": _monitor,
         "config": _config, "lake": _lake,
     }[args.command]
     from pipelines.features.stage import FeaturesError
@@ -315,6 +323,20 @@ def _score(config: ClickmlConfig, args: argparse.Namespace) -> int:
     from pipelines.score import stage
 
     print(stage.run(config, _spark(config), args.job, as_of=args.as_of, alias=args.alias, version=args.version).report())
+    return 0
+
+
+def _materialize(config: ClickmlConfig, args: argparse.Namespace) -> int:
+    from pipelines.serve import materialize
+    from pipelines.serve.online import OnlineStoreError
+
+    try:
+        result = materialize.run(config, _spark(config), args.job, as_of=args.as_of, force=args.force,
+                                 alias=args.alias, version=args.version)
+    except (materialize.MaterializeError, OnlineStoreError) as exc:
+        print(f"clickml: {exc}", file=sys.stderr)
+        return 1
+    print(result.report())
     return 0
 
 
