@@ -1,0 +1,1 @@
+"""Online serving: in-process models, online features, the model server and experiments."""
