@@ -60,7 +60,7 @@ def spark(tmp_path_factory):
 # a trained model) are built once; modules that share a costly session fixture form one group, so
 # that fixture is built on one worker only. Groups go out longest first (--no-loadscope-reorder
 # keeps this order), so a long end-to-end run never starts last while the other worker idles.
-SHARED_SESSION_FIXTURES = ("tiny_pipeline_on_disk", "kafka", "hdfs")
+SHARED_SESSION_FIXTURES = ("tiny_pipeline_on_disk", "kafka", "hdfs")  # redis-server starts in ms: one per worker
 GROUP_COST = {"e2e": 300, "slow": 60}  # rough seconds per test, only to order the groups
 
 
@@ -110,3 +110,4 @@ def config(tmp_path) -> ClickmlConfig:
 # session-scoped fixture is a fixture per module. Imported last: it uses make_config above.
 from tests.services.baseline import tiny_pipeline_on_disk  # noqa: E402, F401
 from tests.services.kafka import kafka  # noqa: E402, F401  (one broker for the test session)
+from tests.services.redis import redis_server  # noqa: E402, F401  (one redis-server for the test session)

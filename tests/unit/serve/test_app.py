@@ -187,4 +187,3 @@ def test_a_model_that_cannot_load_stops_the_start_naming_it(redis_server, tmp_pa
         build_state(make_config(tmp_path))
 
 
-from tests.services.redis import redis_server  # noqa: E402, F401  (a local redis-server for this module)

@@ -94,4 +94,3 @@ def test_bandit_weights_favour_the_better_arm_keep_a_floor_and_round_trip_throug
         read_bandit_weights(client, "t", "bad")
 
 
-from tests.services.redis import redis_server  # noqa: E402, F401  (a local redis-server for this module)
