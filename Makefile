@@ -23,7 +23,7 @@ help:
 	@echo "make test-fast - the suite without the end-to-end runs (marker e2e) and slow tests: a developer's signal"
 	@echo "make clean  - remove $(VENV) and local lakehouse/landing output"
 	@echo "make horovod - build Horovod $(HOROVOD_VERSION) for the venv's torch (cached in $(CLICKML_WHEEL_CACHE)); make test runs it"
-	@echo "make up     - local stack on 127.0.0.1: Spark master+worker, MLflow, Kafka, Airflow with the DAGs; make down stops it"
+	@echo "make up     - local stack on 127.0.0.1: Spark master+worker, MLflow, Kafka, Redis, Airflow with the DAGs; make down stops it"
 
 check-java:
 	@command -v java >/dev/null 2>&1 || { \

@@ -2,15 +2,15 @@
 # Included by the Makefile before its rules; see docs/orchestration.md.
 
 STACK_DIR ?= .stack
-# Leave one out by listing the others, e.g. no Kafka: make up STACK_SERVICES=spark-master,spark-worker,mlflow,airflow
-STACK_SERVICES ?= spark-master,spark-worker,mlflow,kafka,airflow
+# Leave one out by listing the others, e.g. no Kafka: make up STACK_SERVICES=spark-master,spark-worker,mlflow,redis,airflow
+STACK_SERVICES ?= spark-master,spark-worker,mlflow,kafka,redis,airflow
 # LAKE=s3: the lakehouse, landing zone and MLflow artifacts on a local S3 server (moto) started first
 LAKE ?= local
 PACK_ENV_DIR ?= build/pack-env
 
 .PHONY: up down up-env stack-status pack-pyfiles pack-env browser-deps
 
-## up: Spark standalone master + worker, MLflow server, Kafka broker (:9092), Airflow (standalone) on 127.0.0.1 [LAKE=s3]
+## up: Spark standalone master + worker, MLflow server, Kafka broker (:9092), Redis (:6379), Airflow (standalone) on 127.0.0.1 [LAKE=s3]
 up: check-java venv jars
 	CLICKML_STACK_DIR=$(STACK_DIR) $(PY) -m pipelines.orchestration.stack up --services $(STACK_SERVICES) --lake $(LAKE)
 

@@ -1,6 +1,6 @@
 """`make up` / `make down`: a local stack of real services on 127.0.0.1.
 
-    python -m pipelines.orchestration.stack up [--services spark-master,spark-worker,mlflow,kafka,airflow] [--lake s3]
+    python -m pipelines.orchestration.stack up [--services spark-master,spark-worker,mlflow,kafka,redis,airflow] [--lake s3]
     python -m pipelines.orchestration.stack status
     python -m pipelines.orchestration.stack env
     python -m pipelines.orchestration.stack down
@@ -9,7 +9,9 @@ Services: an S3-compatible server for a lakehouse on `s3a://` (moto's server, `-
 Spark standalone master and one worker (pyspark's own `spark-class`: the pip package has
 no `sbin/start-master.sh`), an MLflow tracking server (SQLite store and artifacts under the
 lakehouse), a single-node Kafka broker (`pipelines.orchestration.kafka.LocalKafka`, KRaft, data under
-`<state>/kafka/`; clickml finds it through CLICKML_KAFKA_BOOTSTRAP), and `airflow standalone` (API
+`<state>/kafka/`; clickml finds it through CLICKML_KAFKA_BOOTSTRAP), Redis (Debian's `redis-server`: the
+online store of `clickml materialize` and the model server, snapshots under `<state>/redis/`;
+clickml finds it through CLICKML_REDIS_URL), and `airflow standalone` (API
 server and UI, scheduler, DAG processor, triggerer) with `dags/` loaded and the connection
 `clickml_spark` pointing at the master. Each service runs in its own process group; its pid is kept
 in `<state>/pids/` (Kafka's in `<state>/kafka/pids/`, where LocalKafka keeps it: `make kafka-up` and
@@ -38,8 +40,9 @@ if TYPE_CHECKING:  # kafka.py imports this module
     from pipelines.orchestration.kafka import LocalKafka
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ALL_SERVICES = ("spark-master", "spark-worker", "mlflow", "kafka", "airflow")
+ALL_SERVICES = ("spark-master", "spark-worker", "mlflow", "kafka", "redis", "airflow")
 KAFKA_SERVICE = "kafka"
+REDIS_SERVICE = "redis"
 S3_SERVICE = "s3"
 S3_BUCKETS = ("clickml-lakehouse", "clickml-landing", "clickml-artifacts")
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "clickml", "AWS_SECRET_ACCESS_KEY": "clickml-local", "AWS_REGION": "us-east-1"}
@@ -61,10 +64,12 @@ class Ports:
     s3: int = 9000
     kafka: int = 9092
     kafka_controller: int = 9093
+    redis: int = 6379
 
     ENV = {"spark": "CLICKML_SPARK_PORT", "spark_ui": "CLICKML_SPARK_UI_PORT", "worker_ui": "CLICKML_WORKER_UI_PORT",
            "mlflow": "CLICKML_MLFLOW_PORT", "airflow": "CLICKML_AIRFLOW_PORT", "s3": "CLICKML_S3_PORT",
-           "kafka": "CLICKML_KAFKA_PORT", "kafka_controller": "CLICKML_KAFKA_CONTROLLER_PORT"}
+           "kafka": "CLICKML_KAFKA_PORT", "kafka_controller": "CLICKML_KAFKA_CONTROLLER_PORT",
+           "redis": "CLICKML_REDIS_PORT"}
     """The variable that sets each port (`make up CLICKML_KAFKA_PORT=19092`)."""
 
     @classmethod
@@ -136,6 +141,14 @@ class Stack:
 
         return LocalKafka(self.kafka_dir, port=self.ports.kafka, controller_port=self.ports.kafka_controller)
 
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports.redis}/0"
+
+    def redis_env(self) -> dict[str, str]:
+        """Where clickml finds the stack's online store (read by `serving.redis_url` in conf/base.yaml)."""
+        return {"CLICKML_REDIS_URL": self.redis_url}
+
     def s3_env(self) -> dict[str, str]:
         """What a job needs to use the local S3 server (read by conf/profiles/s3-standalone.yaml)."""
         if not self.lake_on_s3:
@@ -200,6 +213,7 @@ class Stack:
             "CLICKML_SPARK_MASTER": self.master_url,
             "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{self.ports.mlflow}",
             **self.kafka_env(),
+            **self.redis_env(),
         })
         if not self.lake_on_s3:
             env["CLICKML_LAKEHOUSE"] = env.get("CLICKML_LAKEHOUSE", str(self.lakehouse))
@@ -237,6 +251,13 @@ class Stack:
             # No argv: LocalKafka runs the broker (java -cp <kafka jars> kafka.Kafka) itself.
             KAFKA_SERVICE: Service(KAFKA_SERVICE, [], {}, self.kafka_bootstrap, kafka.ready, ports.kafka,
                                    (ports.kafka_controller,)),
+            # Snapshots every 5 minutes (with a change) into <state>/redis/: the store survives `make down`
+            # and `make up`; it is rebuilt from the lake by `clickml materialize --force` in any case.
+            REDIS_SERVICE: Service(
+                REDIS_SERVICE,
+                [redis_server_binary(), "--port", str(ports.redis), "--bind", "127.0.0.1", "--protected-mode", "yes",
+                 "--dir", str(self.state_dir / "redis"), "--save", "300 1", "--appendonly", "no", "--daemonize", "no"],
+                self.base_env(), self.redis_url, lambda: _redis_ping(ports.redis), ports.redis),
             "airflow": Service(
                 "airflow", [str(bin_ / "airflow"), "standalone"], self.airflow_env(),
                 f"http://127.0.0.1:{ports.airflow}", self._airflow_ready, ports.airflow),
@@ -339,7 +360,10 @@ class Stack:
         if unknown:
             raise StackError(f"unknown service(s) {unknown}; known: {', '.join(services)}")
         names = self.service_names(names)
-        for directory in ("pids", "logs", "spark-work", "airflow", "validation"):
+        if REDIS_SERVICE in names and not Path(services[REDIS_SERVICE].argv[0]).is_file():
+            raise StackError("redis: redis-server not found: sudo apt-get install -y redis-server (or leave it out: "
+                             "STACK_SERVICES without redis)")
+        for directory in ("pids", "logs", "spark-work", "airflow", "validation", "redis"):
             (self.state_dir / directory).mkdir(parents=True, exist_ok=True)
         (self.lakehouse / "_mlflow" / "artifacts").mkdir(parents=True, exist_ok=True)
         for name in names:  # before anything starts: a taken port fails the whole `up` at once
@@ -438,7 +462,8 @@ class Stack:
         lines = ["clickml local stack (127.0.0.1):"]
         labels = {"spark-master": f"Spark master   {self.master_url}  UI", "spark-worker": "Spark worker   UI",
                   "mlflow": "MLflow         UI", "airflow": "Airflow        UI",
-                  S3_SERVICE: "S3 (moto)      endpoint", KAFKA_SERVICE: "Kafka          bootstrap servers"}
+                  S3_SERVICE: "S3 (moto)      endpoint", KAFKA_SERVICE: "Kafka          bootstrap servers",
+                  REDIS_SERVICE: "Redis          online store"}
         for name, service in services.items():
             if name == S3_SERVICE and not self.lake_on_s3 and not self.running(name):
                 continue
@@ -454,6 +479,20 @@ class Stack:
                          f"jobs: CLICKML_PROFILE={self.profile} with the env of `make up-env`")
         lines.append(f"  logs: {self.state_dir / 'logs'}   stop: make down")
         return "\n".join(lines)
+
+
+def redis_server_binary() -> str:
+    """Debian's `redis-server` (PATH, else /usr/bin/redis-server, which `up` reports as missing)."""
+    import shutil
+
+    return shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def _redis_ping(port: int) -> bool:
+    """Redis answers PING with +PONG (inline command; no client library needed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        sock.sendall(b"PING\r\n")
+        return sock.recv(64).startswith(b"+PONG")
 
 
 def find_java(error: type[Exception], what: str) -> str:
@@ -570,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "down":
         stack.down([S3_SERVICE, *names])  # reverse order: the S3 server stops last
     elif args.command == "env":  # `eval "$(make -s up-env)"`: run clickml by hand against the stack
-        env = {"CLICKML_PROFILE": stack.profile, **stack.s3_env(), **stack.kafka_env()}
+        env = {"CLICKML_PROFILE": stack.profile, **stack.s3_env(), **stack.kafka_env(), **stack.redis_env()}
         if not stack.lake_on_s3:
             env.update({"CLICKML_SPARK_MASTER": stack.master_url, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{stack.ports.mlflow}"})
         print("\n".join(f"export {k}={v}" for k, v in env.items()))

@@ -164,6 +164,28 @@ def test_every_clickml_container_reaches_kafka(compose):
     assert load_source(CONF_DIR, "clickstream_kafka").kafka.servers(env) == "kafka:9092"
 
 
+def test_the_redis_service_is_the_online_store_of_every_clickml_container(compose):
+    redis = compose["services"]["redis"]
+    image, tag = _defaults(redis["image"]).split(":")
+    assert image == "redis" and tag.startswith("7.2"), redis["image"]  # the BSD-licensed line
+    [published] = [_defaults(p) for p in redis["ports"]]
+    assert published == "127.0.0.1:6379:6379"
+    command = " ".join(redis["command"])
+    assert "--requirepass" in command and "--appendonly yes" in command
+    [volume] = redis["volumes"]
+    assert volume.split(":")[0] in compose["volumes"] and volume.split(":")[1] == "/data"
+    assert "redis-cli ping" in " ".join(redis["healthcheck"]["test"])
+    for name, service in {**_clickml_services(compose), "spark-worker-gpu": compose["services"]["spark-worker-gpu"]}.items():
+        url = _defaults(service["environment"].get("CLICKML_REDIS_URL"))
+        assert url == f"redis://:{_defaults(redis['environment']['REDIS_PASSWORD'])}@redis:6379/0", name
+    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"):
+        assert compose["services"][name]["depends_on"]["redis"] == {"condition": "service_healthy"}, name
+    # What serving.redis_url resolves to in the containers.
+    env = {k: str(v) for k, v in compose["services"]["airflow-scheduler"]["environment"].items()}
+    config = load_config(profile="cluster", conf_dir=CONF_DIR, env={**env, "CLICKML_REDIS_URL": _defaults(env["CLICKML_REDIS_URL"])})
+    assert config.serving.redis_url == "redis://:change-me-redis@redis:6379/0"
+
+
 def test_services_volumes_and_dependencies_are_consistent(compose):
     services, volumes = compose["services"], compose["volumes"]
     used = set()

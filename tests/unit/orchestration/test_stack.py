@@ -165,3 +165,57 @@ def test_kafka_can_be_left_out(tmp_path, monkeypatch):
         assert stack.running("only") and stack.running(KAFKA_SERVICE) is None
     finally:
         stack.down(["only"], echo=lambda _: None, grace=5)
+
+
+# -- Redis: Debian's redis-server as one of the stack's services ----------------------------------
+def test_redis_is_a_default_service_before_airflow(tmp_path):
+    from pipelines.orchestration.stack import REDIS_SERVICE
+
+    assert REDIS_SERVICE in ALL_SERVICES and ALL_SERVICES.index(REDIS_SERVICE) < ALL_SERVICES.index("airflow")
+    assert _stack_services_of_make() == list(ALL_SERVICES)
+    assert Ports().redis == 6379 and Ports.from_env({"CLICKML_REDIS_PORT": "16379"}).redis == 16379
+    stack = Stack(tmp_path / "state", ports=Ports(redis=16379), lakehouse=tmp_path / "lake")
+    redis = stack.services()[REDIS_SERVICE]
+    assert (redis.port, redis.url) == (16379, "redis://127.0.0.1:16379/0")
+    argv = " ".join(redis.argv)
+    assert "--bind 127.0.0.1" in argv and "--port 16379" in argv and f"--dir {stack.state_dir / 'redis'}" in argv
+    # clickml (jobs, Airflow tasks, `make up-env`) reads the store's address from CLICKML_REDIS_URL.
+    assert stack.redis_env() == {"CLICKML_REDIS_URL": "redis://127.0.0.1:16379/0"}
+    assert stack.airflow_env()["CLICKML_REDIS_URL"] == "redis://127.0.0.1:16379/0"
+
+
+def test_a_missing_redis_server_fails_up_with_the_install_command(tmp_path, monkeypatch):
+    from pipelines.orchestration import stack as stack_module
+
+    monkeypatch.setattr(stack_module, "redis_server_binary", lambda: str(tmp_path / "no-redis-server"))
+    stack = Stack(tmp_path / "state", lakehouse=tmp_path / "lake")
+    with pytest.raises(StackError, match=r"^redis: redis-server not found: sudo apt-get install -y redis-server"):
+        stack.up(["redis"], timeout=5, echo=lambda _: None)
+
+
+def test_up_starts_a_real_redis_on_loopback_and_down_stops_it(tmp_path, capsys):
+    import shutil
+
+    from pipelines.orchestration.stack import REDIS_SERVICE, _redis_ping
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed: apt-get install redis-server (Debian's package)")
+    [port] = free_ports(1)
+    stack = Stack(tmp_path / "state", ports=Ports(redis=port), lakehouse=tmp_path / "lake")
+    messages: list[str] = []
+    try:
+        stack.up([REDIS_SERVICE], timeout=30, echo=messages.append)
+        pid = stack.running(REDIS_SERVICE)
+        assert pid and _redis_ping(port)
+        assert messages[-1] == f"redis: ready at redis://127.0.0.1:{port}/0"
+        assert "Redis          online store" in stack.summary() and "[up]" in stack.summary()
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            sock.sendall(b"CONFIG GET bind\r\n")
+            assert b"127.0.0.1" in sock.recv(256)
+        assert stack_main(["env", "--state-dir", str(stack.state_dir)]) == 0
+        assert "export CLICKML_REDIS_URL=redis://127.0.0.1:6379/0" in capsys.readouterr().out  # default port
+    finally:
+        stack.down([REDIS_SERVICE], echo=messages.append, grace=5)
+    assert stack.running(REDIS_SERVICE) is None and messages[-1] == f"redis: stopped (pid {pid})"
+    with pytest.raises(OSError):
+        _redis_ping(port)
