@@ -12,7 +12,8 @@ exactly. Sections:
            intervals (z-test absolute and relative, Welch, CUPED), power, CUPED width ratio
   A/A      the same with no lift: false-positive rate of each test, SRM false alarms
   peeking  14 daily looks at an A/A (and an A/B) test: naive "stop at the first p < 0.05" against
-           the mSPRT's always-valid p-value, and the single fixed-horizon look
+           the mSPRT's always-valid p-value, and the single fixed-horizon look (--tau2-grid: the
+           mSPRT's error and power for several mixing variances)
   bandit   two-arm Thompson sampling refreshed every period against a fixed 50/50 split: traffic on
            the better arm over time, regret in expected conversions
 
@@ -43,6 +44,7 @@ def main(argv=None) -> int:
     parser.add_argument("--users", type=int, default=20_000, help="users per experiment")
     parser.add_argument("--looks", type=int, default=14)
     parser.add_argument("--tau2", type=float, default=1e-4, help="mSPRT mixing variance (~ squared expected absolute lift)")
+    parser.add_argument("--tau2-grid", default="", help="comma-separated tau^2 values: also report the mSPRT's error and power for each")
     parser.add_argument("--bandit-runs", type=int, default=200)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--json", type=Path, help="also write the raw results here")
@@ -90,6 +92,18 @@ def main(argv=None) -> int:
     print(f"| z-test at the last look only | {pct(peek_aa['fixed_last_look'])} | {pct(peek_ab['fixed_last_look'])} |")
     if peek_ab["msprt_mean_stop_day"] is not None:
         print(f"\nmSPRT mean stopping day when it rejects in the A/B: {peek_ab['msprt_mean_stop_day']:.1f} of {args.looks}.\n")
+
+    grid = [float(v) for v in args.tau2_grid.split(",") if v.strip()]
+    if grid:
+        print("\n| mSPRT tau^2 | A/A: ever rejects | A/B +10%: rejects | mean stopping day |")
+        print("|---|---|---|---|")
+        for i, t2 in enumerate(grid):
+            kw = dict(n_experiments=n, n_users=users, looks=args.looks, tau2=t2)
+            g_aa = timed(f"tau2_aa_{t2:g}", simulate.sequential, conv_lift=0.0, seed=seed + 10 + 2 * i, **kw)
+            g_ab = timed(f"tau2_ab_{t2:g}", simulate.sequential, conv_lift=0.10, seed=seed + 11 + 2 * i, **kw)
+            stop = g_ab["msprt_mean_stop_day"]
+            print(f"| {t2:g} | {pct(g_aa['msprt'])} | {pct(g_ab['msprt'])} | {'' if stop is None else f'{stop:.1f}'} |")
+        print()
 
     b = bandit
     print(f"## Thompson-sampling bandit ({b['n_runs']} runs, {b['periods']} periods x {b['users_per_period']} users, "
