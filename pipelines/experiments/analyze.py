@@ -164,7 +164,6 @@ def daily_aggregates(metrics: DataFrame) -> DataFrame:
         metrics.groupBy("experiment_id", "variant", F.to_date("first_exposure").alias("day"))
         .agg(
             F.count(F.lit(1)).alias("users"), F.sum("converted").alias("conversions"),
-            F.sum(F.col("converted").cast("double") ** 2).alias("conversions_sq"),
             F.sum("clicks").alias("clicks"), F.sum("revenue").alias("revenue"),
         )
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping
 
 import numpy as np
 from scipy import integrate, optimize, special, stats
@@ -34,7 +34,6 @@ __all__ = [
     "SequentialPath",
     "SrmResult",
     "WelchResult",
-    "as_proportions",
     "beta_binomial",
     "beta_credible_interval",
     "cuped_test",
@@ -368,16 +367,18 @@ def sample_ratio_mismatch(counts: Mapping[str, int], weights: Mapping[str, float
 def prob_beta_greater(a_x: float, b_x: float, a_y: float, b_y: float) -> float:
     """P(X > Y) for independent X ~ Beta(a_x, b_x), Y ~ Beta(a_y, b_y), deterministically.
 
-    Integer a_x (or a_y): the exact finite sum (Miller 2015)
+    Integer a_x (or a_y, by symmetry; the smaller is used): the exact finite sum (Miller 2015)
     P(X > Y) = sum_{i=0}^{a_x-1} B(a_y + i, b_x + b_y) / ((b_x + i) B(1 + i, b_x) B(a_y, b_y)),
     summed in log space. Otherwise adaptive quadrature of f_Y(y) (1 - F_X(y)) over Y's support."""
     for v in (a_x, b_x, a_y, b_y):
         if not v > 0:
             raise ExperimentStatsError(f"Beta parameters must be > 0, got {(a_x, b_x, a_y, b_y)}")
-    limit = 5_000_000
-    if float(a_x).is_integer() and a_x <= limit:
+    limit = 5_000_000  # terms of the finite sum (one vectorised pass; beyond that, quadrature)
+    x_ok = float(a_x).is_integer() and a_x <= limit
+    y_ok = float(a_y).is_integer() and a_y <= limit
+    if x_ok and (not y_ok or a_x <= a_y):
         return _miller(int(a_x), b_x, a_y, b_y)
-    if float(a_y).is_integer() and a_y <= limit:
+    if y_ok:
         return 1.0 - _miller(int(a_y), b_y, a_x, b_x)
     lo, hi = stats.beta.ppf([1e-14, 1 - 1e-14], a_y, b_y)
     value, _ = integrate.quad(
@@ -603,8 +604,3 @@ def msprt_path(looks: Iterable[tuple[Proportion | Moments, Proportion | Moments]
         p = look.p_value
         out.append(look)
     return SequentialPath(tau2, alpha, out)
-
-
-def as_proportions(rows: Sequence[tuple[str, int, int]]) -> list[Proportion]:
-    """[(name, n, successes), ...] -> Proportions (a convenience for tables collected from Spark)."""
-    return [Proportion(name, int(n), int(s)) for name, n, s in rows]

@@ -116,12 +116,19 @@ def test_srm_matches_scipy_chisquare():
         sample_ratio_mismatch({"c": 1, "x": 2}, {"c": 1.0})
 
 
-@pytest.mark.parametrize("ax, bx, ay, by", [(11, 91, 8, 95), (1, 1, 1, 1), (101, 9901, 90, 9912), (2.5, 7.5, 3.5, 6.0), (3, 5.5, 2.2, 4.0)])
+@pytest.mark.parametrize("ax, bx, ay, by", [
+    (11, 91, 8, 95), (1, 1, 1, 1), (101, 9901, 90, 9912),  # integer: the finite sum
+    (2.5, 7.5, 3.5, 6.0),  # no integer alpha: quadrature
+    (3, 5.5, 2.2, 4.0), (2.5, 7.5, 4, 6.0),  # one integer alpha: the sum over it (or its complement)
+    (50_001, 950_001, 49_201, 950_801),  # a million users per variant
+])
 def test_prob_beta_greater_matches_integration(ax, bx, ay, by):
     def integrand(y):
         return stats.beta.pdf(y, ay, by) * stats.beta.sf(y, ax, bx)
 
-    ref, _ = integrate.quad(integrand, 0, 1, epsabs=1e-13, epsrel=1e-12, limit=500, points=[ay / (ay + by)])
+    sd = stats.beta.std(ay, by)
+    lo, hi = max(ay / (ay + by) - 40 * sd, 0.0), min(ay / (ay + by) + 40 * sd, 1.0)
+    ref, _ = integrate.quad(integrand, lo, hi, epsabs=1e-13, epsrel=1e-12, limit=500, points=[ay / (ay + by)])
     assert prob_beta_greater(ax, bx, ay, by) == pytest.approx(ref, abs=1e-9)
     assert prob_beta_greater(ax, bx, ay, by) + prob_beta_greater(ay, by, ax, bx) == pytest.approx(1, abs=1e-9)
 
