@@ -139,6 +139,11 @@ class DriftConfig(Section):
     """Probability that a session's device is replaced by `mobile` (moves the device mix)."""
     purchase_logit_shift: float = Field(default=0.0, ge=-10, le=10)
     """Added to every session's purchase logit (a shift of the latent model itself)."""
+    device_effects: dict[Device, float] | None = None
+    """Purchase-logit effect of the session's device in the drifted period, replacing
+    `purchase.device_effects` there (a device left out has effect 0); None: unchanged. A change of
+    what the device means for buying (concept drift through one driver), e.g. with
+    `mobile_share_shift` a mobile checkout that now converts better."""
 
 
 HEAVY_SESSION_GAP_MINUTES = 45

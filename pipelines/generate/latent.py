@@ -6,6 +6,8 @@ probability
     p = sigmoid(intercept + propensity_weight * z_u + device_effect[d] + referrer_effect[r]
                 + [t >= drift.start_date] * drift.purchase_logit_shift)
 
+(with `drift.device_effects` set, it replaces device_effect in the drifted period)
+
 where z_u ~ N(0, 1) is the user's latent propensity. No model can rank sessions better than p
 itself, so the AUC of p against the realised labels is the best achievable ("oracle") AUC:
 
@@ -50,10 +52,14 @@ def purchase_logit(
 ) -> Column:
     """The purchase logit of a session (see the module docstring)."""
     model = config.purchase
+    device_effect = _lookup(device, model.device_effects, DEVICES)
+    drifted_effects = config.drift.device_effects
+    if config.drift.start_date is not None and drifted_effects is not None:
+        device_effect = F.when(after_drift, _lookup(device, drifted_effects, DEVICES)).otherwise(device_effect)
     logit = (
         F.lit(model.intercept)
         + F.lit(model.propensity_weight) * propensity
-        + _lookup(device, model.device_effects, DEVICES)
+        + device_effect
         + _lookup(referrer, model.referrer_effects, REFERRERS)
     )
     shift = config.drift.purchase_logit_shift
@@ -128,7 +134,11 @@ def expected_session_auc(config: GeneratorConfig, samples: int | None = None, se
 
     device_effect = np.array([model.device_effects.get(d, 0.0) for d in DEVICES])
     referrer_effect = np.array([model.referrer_effects.get(r, 0.0) for r in REFERRERS])
-    logit = model.intercept + model.propensity_weight * z + device_effect[device] + referrer_effect[referrer]
+    effect = device_effect[device]
+    if drift.start_date is not None and drift.device_effects is not None:
+        drifted_effect = np.array([drift.device_effects.get(d, 0.0) for d in DEVICES])
+        effect = np.where(after, drifted_effect[device], effect)
+    logit = model.intercept + model.propensity_weight * z + effect + referrer_effect[referrer]
     if drift.start_date is not None:
         logit = logit + np.where(after, drift.purchase_logit_shift, 0.0)
     p = 1.0 / (1.0 + np.exp(-logit))
@@ -250,6 +260,9 @@ def session_purchase_probability(
     stickiness = behaviour.home_device_stickiness
     mobile_shift = drift.mobile_share_shift if after_drift and drift.start_date is not None else 0.0
     logit_shift = drift.purchase_logit_shift if after_drift and drift.start_date is not None else 0.0
+    device_effects = model.device_effects
+    if after_drift and drift.start_date is not None and drift.device_effects is not None:
+        device_effects = drift.device_effects
     expected = F.lit(0.0)
     for device in DEVICES:
         drawn = (1.0 - stickiness) * behaviour.device_weights.get(device, 0.0) / device_total
@@ -260,7 +273,7 @@ def session_purchase_probability(
             if weight == 0.0:
                 continue
             logit = (
-                F.lit(model.intercept + model.device_effects.get(device, 0.0) + model.referrer_effects.get(referrer, 0.0)
+                F.lit(model.intercept + device_effects.get(device, 0.0) + model.referrer_effects.get(referrer, 0.0)
                       + logit_shift)
                 + F.lit(model.propensity_weight) * propensity
             )
