@@ -94,6 +94,45 @@ def configure(config: ClickmlConfig) -> Tracking:
     return Tracking(tracking_uri, registry_uri, artifact_root, experiment_id)
 
 
+def log_inprocess_export(model, task: str, name: str, test=None, run_id: str | None = None) -> bool:
+    """Binary MLlib models: log their in-process export (`pipelines.serve.export`, what the model
+    server scores with, without Spark) as `inprocess/model.json` of the run (`run_id`, default the
+    active run: the one the model version is registered from), after checking its P(1) against
+    Spark's on up to 2000 rows of `test` (the test split; metric `inprocess_max_abs_diff`).
+
+    Returns whether it was logged. An export that fails, or differs from Spark by more than the
+    tolerance, does not fail training: a warning names the model and the reason, and the run's tag
+    `inprocess.export` says `failed: <reason>` (the server then cannot load the model in-process).
+    Other tasks and deep models (served by PyTorch from their own artifact) log nothing."""
+    from pyspark.ml import PipelineModel
+
+    if task != "binary" or not isinstance(model, PipelineModel):
+        return False
+    import mlflow
+
+    from pipelines.serve.export import TOLERANCE, ExportError, check_parity, export_model
+    from pipelines.serve.inprocess import ARTIFACT
+
+    client = mlflow.MlflowClient()
+    run_id = run_id or mlflow.active_run().info.run_id
+    try:
+        exported = export_model(model)
+        if test is not None:
+            difference, rows = check_parity(model, exported, test)
+            if not difference <= TOLERANCE:
+                raise ExportError(f"its scores differ from Spark's by up to {difference:.3g} on {rows} test rows "
+                                  f"(tolerance {TOLERANCE})")
+            client.log_metric(run_id, "inprocess_max_abs_diff", difference)
+    except Exception as exc:  # any failure (py4j included) is reported, never fatal to training
+        log.warning("model %s: no in-process export for serving: %s: %s", name, type(exc).__name__, exc)
+        client.set_tag(run_id, "inprocess.export", f"failed: {type(exc).__name__}: {exc}"[:4000])
+        return False
+    client.log_dict(run_id, exported, ARTIFACT)
+    client.set_tag(run_id, "inprocess.export", ARTIFACT)
+    log.info("model %s: in-process export logged (%s)", name, ARTIFACT)
+    return True
+
+
 def git_commit(project_root: str) -> str:
     """The project's git commit (with `-dirty` when the tree has changes), or `unknown`."""
     try:

@@ -8,13 +8,17 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from pyspark.ml import Pipeline
 
 from pipelines.config.models import TrainJobSpec
 from pipelines.serve.export import TOLERANCE, UnsupportedStageError, check_parity, export_model
 from pipelines.serve.inprocess import InProcessModel, InvalidInput, java_double, load_exported
-from pipelines.train import supervised
+from pipelines.train.calibration import Calibrator, calibrated_model
 from pipelines.train.data import Dataset, split
+from pipelines.train.estimators import LINEAR, build_estimator
+from pipelines.train.preprocess import feature_columns, preprocessing_stages
 from pipelines.train.scoring import SCORE, score
+from pipelines.train.supervised import class_weights, prepare
 
 SCHEMA = "x1 double, visits int, device string, plan int, member boolean, label int, split string"
 
@@ -39,25 +43,43 @@ def _rows(n: int = 360, seed: int = 7) -> list[tuple]:
     return rows
 
 
+MODELS = {
+    # weighted (balanced), Platt-calibrated; one-hot + scaling
+    "lr": ("logistic_regression", {"maxIter": 30, "regParam": 0.01}, True, Calibrator("platt", 1.3, -0.2)),
+    # weighted leaf counts, isotonic-calibrated; categorical splits on the indices
+    "rf": ("random_forest", {"numTrees": 8, "maxDepth": 4, "maxBins": 32}, True,
+           Calibrator("isotonic", knots_x=(0.0, 0.3, 0.31, 0.6, 1.0), knots_y=(0.05, 0.2, 0.25, 0.5, 0.9))),
+    "gbt": ("gbt", {"maxIter": 6, "maxDepth": 3, "maxBins": 32}, False, None),
+}
+
+
 @pytest.fixture(scope="module")
 def dataset(spark) -> tuple[Dataset, TrainJobSpec]:
     frame = spark.createDataFrame(_rows(), SCHEMA)
     job = TrainJobSpec.model_validate({
         "data": {"table": "t.parity", "split_column": "split"}, "task": "binary", "label": "label",
-        "categorical": ["device", "plan", "member"],
-        "models": {
-            "lr": {"algorithm": "logistic_regression", "params": {"maxIter": 30, "regParam": 0.01}, "calibration": "platt"},
-            "rf": {"algorithm": "random_forest", "params": {"numTrees": 8, "maxDepth": 4}, "calibration": "isotonic"},
-            "gbt": {"algorithm": "gbt", "params": {"maxIter": 6, "maxDepth": 3}, "calibration": "none"},
-        },
+        "categorical": ["device", "plan", "member"], "models": {name: {"algorithm": m[0]} for name, m in MODELS.items()},
     })
     return Dataset("t.parity", None, split(frame, job, "t.parity")), job
 
 
 @pytest.fixture(scope="module")
 def fitted(dataset):
+    """The pipelines `supervised.fit` builds (its preprocessing, estimator, class weights and
+    calibration stage), without its search and evaluation (the slow part: the full path is in
+    tests/integration/serve)."""
     data, job = dataset
-    return {name: supervised.fit(data, job, name, job.models[name]).model for name in job.models}
+    train = data.splits["train"]
+    columns = feature_columns(train, job, data.source)
+    models = {}
+    for name, (algorithm, params, weighted, calibrator) in MODELS.items():
+        weights = class_weights(train, job, data.source, "balanced" if weighted else "none")
+        linear = algorithm in LINEAR
+        estimator = build_estimator(algorithm, params, 42, weighted)
+        model = Pipeline(stages=[*preprocessing_stages(columns, one_hot=linear, scale=linear), estimator]).fit(
+            prepare(train, job, weights))
+        models[name] = calibrated_model(model, calibrator) if calibrator is not None else model
+    return models
 
 
 @pytest.mark.parametrize("name", ["lr", "rf", "gbt"])
@@ -135,3 +157,87 @@ def test_a_bad_numeric_value_is_refused():
 def test_doubles_are_spelled_as_spark_casts_them(spark, value, text):
     assert java_double(value) == text
     assert spark.createDataFrame([(value,)], "v double").selectExpr("CAST(v AS STRING)").first()[0] == text
+
+
+# -- the registration hook and loading through MLflow ---------------------------------------------
+
+
+@pytest.fixture
+def tracking(tmp_path):
+    from pipelines.train.tracking import configure
+    from tests.conftest import make_config
+
+    return configure(make_config(tmp_path))
+
+
+def test_the_registration_hook_logs_a_checked_export_that_load_inprocess_reads(tracking, fitted, dataset):
+    import mlflow
+
+    from pipelines.serve.inprocess import ARTIFACT, load_inprocess
+    from pipelines.train.tracking import log_inprocess_export
+
+    data, _ = dataset
+    model = fitted["gbt"]
+    with mlflow.start_run() as run:
+        assert log_inprocess_export(model, "binary", "t/gbt", data.splits["test"])
+        assert not log_inprocess_export(model, "regression", "t/gbt")  # binary models only
+    logged = mlflow.get_run(run.info.run_id).data
+    assert logged.tags["inprocess.export"] == ARTIFACT and logged.metrics["inprocess_max_abs_diff"] <= TOLERANCE
+    scored = score(model, data.splits["test"], "binary").select("x1", "visits", "device", "plan", "member", SCORE).toPandas()
+    for source in (run.info.run_id, f"runs:/{run.info.run_id}"):
+        got = load_inprocess(source).predict_proba(scored.drop(columns=[SCORE]))
+        assert np.abs(got - scored[SCORE].to_numpy()).max() <= TOLERANCE
+
+
+def test_a_failed_export_does_not_fail_training_but_warns_and_tags_the_run(tracking, spark, caplog):
+    import mlflow
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.feature import Bucketizer, VectorAssembler
+
+    from pipelines.serve.inprocess import ExportNotFound, load_inprocess
+    from pipelines.train.tracking import log_inprocess_export
+
+    frame = spark.createDataFrame([(float(i), float(i % 2)) for i in range(20)], "x double, label double")
+    model = Pipeline(stages=[
+        Bucketizer(splits=[-float("inf"), 5.0, float("inf")], inputCol="x", outputCol="b"),
+        VectorAssembler(inputCols=["b"], outputCol="features"), LogisticRegression(maxIter=5),
+    ]).fit(frame)
+    with mlflow.start_run() as run:
+        assert not log_inprocess_export(model, "binary", "jobx/odd", frame)
+    assert "model jobx/odd: no in-process export for serving: UnsupportedStageError" in caplog.text
+    assert mlflow.get_run(run.info.run_id).data.tags["inprocess.export"].startswith("failed: UnsupportedStageError: pipeline stage 0")
+    with pytest.raises(ExportNotFound, match="has no in-process export"):
+        load_inprocess(run.info.run_id)
+
+
+# -- deep models ----------------------------------------------------------------------------------
+
+
+def test_a_deep_model_scores_in_pytorch_as_its_spark_transform_and_loads_through_mlflow(spark, tracking):
+    import mlflow
+    import torch
+
+    from pipelines.deep.estimator import DeepModelState, DeepTabularModel
+    from pipelines.deep.features import FeatureSchema
+    from pipelines.deep.mlflow_model import log_deep_model
+    from pipelines.deep.network import NetConfig, TabularNet
+    from pipelines.serve.inprocess import DeepInProcessModel, load_inprocess
+
+    torch.manual_seed(0)
+    features = FeatureSchema(("x1", "visits"), (0.1, 5.0), (1.0, 3.0), ("device", "plan"), (("web", "app", "tv"), ("1", "2")))
+    net = NetConfig(2, features.cardinalities, hidden=(8,))
+    state = DeepModelState("binary", features, net, TabularNet(net).state_dict(), "label", 0, 0.0, [], "local", 1, "cpu",
+                           0.0, "", {"calibration": Calibrator("platt", 0.8, 0.1).to_dict()})
+    model = DeepTabularModel(state)
+    rows = [(0.5, 3, "app", 1), (None, None, None, None), (-1.0, 12, "watch", 7), (2.0, 0, "tv", 2)]
+    frame = spark.createDataFrame(rows, "x1 double, visits int, device string, plan int")
+    expected = np.array([r[SCORE] for r in score(model, frame, "binary").select(SCORE).collect()])
+    requests = [dict(zip(("x1", "visits", "device", "plan"), r)) for r in rows]
+    got = DeepInProcessModel(state).predict_proba(requests)
+    assert np.abs(got - expected).max() <= TOLERANCE and len(set(np.round(expected, 6))) == 4
+    with mlflow.start_run():
+        info = log_deep_model(model, frame.toPandas())  # 4 rows
+    loaded = load_inprocess(info.model_uri)
+    assert isinstance(loaded, DeepInProcessModel)
+    assert np.abs(loaded.predict_proba(pd.DataFrame(requests)) - expected).max() <= TOLERANCE
