@@ -168,18 +168,23 @@ def write_recommendations(rows: Iterable, *, url: str, prefix: str, job: str, as
 
 
 def _write_batches(rows: Iterable, commands, url: str, batch_size: int, counter, client) -> int:
-    client = client if client is not None else connect(url)
+    own = client is None
+    client = connect(url) if own else client
     written = pending = 0
-    pipe = client.pipeline(transaction=True)
-    for row in rows:
-        commands(pipe, row)
-        pending += 1
-        if pending >= batch_size:
+    try:
+        pipe = client.pipeline(transaction=True)
+        for row in rows:
+            commands(pipe, row)
+            pending += 1
+            if pending >= batch_size:
+                pipe.execute()
+                written, pending = written + pending, 0
+        if pending:
             pipe.execute()
-            written, pending = written + pending, 0
-    if pending:
-        pipe.execute()
-        written += pending
+            written += pending
+    finally:
+        if own:
+            client.close()
     if counter is not None:
         counter.add(written)
     return written
