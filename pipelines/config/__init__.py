@@ -12,18 +12,22 @@ from pipelines.config.models import (
     TrainingSetsConfig,
     ValidationConfig,
 )
+from pipelines.config.serving import ExperimentSpec, ServingConfig, VariantSpec
 
 __all__ = [
     "ClickmlConfig",
     "ConfigError",
+    "ExperimentSpec",
     "FeaturesConfig",
     "GeneratorConfig",
     "LakeConfig",
     "MlflowConfig",
+    "ServingConfig",
     "SparkConfig",
     "StorageConfig",
     "TrainingSetsConfig",
     "ValidationConfig",
+    "VariantSpec",
     "load_config",
     "resolve_conf_dir",
 ]
