@@ -198,7 +198,8 @@ def _msprt_daily(daily: list[Mapping], control: str, variant: str, tau2: float, 
         for name, row in by_day[day].items():
             cum[name][0] += int(row["users"])
             cum[name][1] += int(row["conversions"])
-        if all(cum[v][0] > 0 for v in (control, variant)):
+        rates = [cum[v][1] / cum[v][0] if cum[v][0] else 0.0 for v in (control, variant)]
+        if all(cum[v][0] > 0 for v in (control, variant)) and any(0 < r < 1 for r in rates):  # else no evidence yet
             looks.append((Proportion(control, *cum[control]), Proportion(variant, *cum[variant])))
             days.append(str(day))
     try:

@@ -128,6 +128,9 @@ def test_summarize_matches_the_stats_and_decides():
     assert set(comp["cuped"]) == {"converted", "clicks", "revenue"}
     assert comp["sequential"]["days"] == ["2026-01-10", "2026-01-11"] and len(comp["sequential"]["p_values"]) == 2
     assert comp["sequential"]["p_values"][1] <= comp["sequential"]["p_values"][0]
+    early = [{"experiment_id": "exp", "variant": v, "day": dt.date(2026, 1, 9), "users": 5, "conversions": 0}
+             for v in ("control", "treatment")]  # a first day without any conversion is not a look
+    assert analyze.summarize("exp", _spec(), rows, early + daily)["comparisons"]["treatment"]["sequential"]["days"][0] == "2026-01-10"
 
 
 def test_summarize_srm_blocks_and_errors_are_reported():
