@@ -1,5 +1,7 @@
-"""Online experiment analysis: statistics on per-variant aggregates (`stats`), the simulation that
-checks them (`simulate`)."""
+"""Online experiment analysis: statistics on per-variant aggregates (`stats`, pure numpy / scipy,
+also used by the model server's bandit), the Spark transforms that produce those aggregates
+(`analyze`, imported on its own so the server does not need Spark) and the simulation that checks
+the statistics (`simulate`). See docs/experiments.md."""
 
 from pipelines.experiments.stats import (
     BetaBinomialResult,
