@@ -81,6 +81,9 @@ class TablesConfig(Section):
     """Deduplicated events with rebuilt sessions, bots removed, partitioned by event_date."""
     silver_sessions: str = "silver.sessions"
     """One row per rebuilt session, partitioned by session_date (the date it starts)."""
+    silver_exposures: str = "silver.exposures"
+    """The model server's exposure events (experiment, variant, user, request, model version),
+    deduplicated, bot users removed, partitioned by event_date (`pipelines/silver/stage.py`)."""
     silver_bot_users: str = "silver.bot_users"
     """Users removed by the bot filter, with the rule that fired, per event date."""
     silver_progress: str = "silver.progress"

@@ -14,6 +14,8 @@ from pyspark.sql import types as T
 from pipelines.ingest import reasons
 from pipelines.sources import CANONICAL_FIELDS, SourceConfig
 
+EXPOSURE = "exposure"
+
 CORRUPT = "_corrupt_record"
 RAW_REASON = "raw_reason"
 """Optional input column: a quarantine reason decided before parsing (stream messages)."""
@@ -102,6 +104,8 @@ def classify(
     missing = F.lit(False)
     for field in source.required:
         missing = missing | F.col(f"c_{field}").isNull()
+    # An exposure that does not say which experiment and variant served it cannot be analysed.
+    missing = missing | ((F.col("t_event_type") == EXPOSURE) & (F.col("c_experiment_id").isNull() | F.col("c_variant").isNull()))
     wrong_type = (F.col("c_event_time").isNotNull() & F.col("t_event_time").isNull()) | (
         F.col("c_price").isNotNull() & (F.col("t_price").isNull() | F.isnan("t_price"))
     )
@@ -144,4 +148,7 @@ def classify(
         F.col("c_device").alias("device"),
         F.col("c_referrer").alias("referrer"),
         F.col("c_country").alias("country"),
+        F.col("c_experiment_id").alias("experiment_id"),
+        F.col("c_variant").alias("variant"),
+        F.col("c_model_version").alias("model_version"),
     )

@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 APP_ID = "clickml-ingest"
 BRONZE_COLUMNS = (
     "event_id", "event_time", "event_type", "user_id", "session_id", "product_id", "category", "brand",
-    "price", "currency", "device", "referrer", "country", "source", "source_file", "source_line", "batch_id",
+    "price", "currency", "device", "referrer", "country", "experiment_id", "variant", "model_version",
+    "source", "source_file", "source_line", "batch_id",
     "ingested_at", "event_date",
 )
 OFFSET_RANGE = T.StructType(
@@ -150,7 +151,7 @@ def run(
         raise IngestUsageError(f"--follow runs one Kafka source; got {', '.join(f'{s.name} ({s.kind})' for s in specs)}")
     spark = spark.newSession()
     lake = (lake or Lake(config)).with_session(spark)
-    ensure_audit_columns(spark, lake, config)  # once per run, not per batch: a schema read
+    ensure_added_columns(spark, lake, config)  # once per run, not per batch: a schema read
     results: list[IngestResult] = []
     for spec in specs:
         if spec.kind == "kafka":
@@ -519,14 +520,24 @@ def _write_audit(spark, lake: Lake, config: ClickmlConfig, result: IngestResult,
     lake.write(frame, config.tables.ingest_audit, mode="append", txn=txn)
 
 
-def ensure_audit_columns(spark: SparkSession, lake: Lake, config: ClickmlConfig) -> None:
-    """Add the audit columns that a table written by an older clickml lacks (`offsets`), with
-    Delta's ALTER TABLE ADD COLUMNS (a metadata-only commit; old rows read them as null)."""
-    table = config.tables.ingest_audit
+BRONZE_ADDED_COLUMNS = T.StructType([T.StructField(name, T.StringType()) for name in ("experiment_id", "variant", "model_version")])
+"""bronze.events columns added after its first release (exposure events)."""
+
+
+def ensure_added_columns(spark: SparkSession, lake: Lake, config: ClickmlConfig) -> None:
+    """Add the columns that tables written by an older clickml lack (the audit's `offsets`,
+    bronze's exposure columns), with Delta's ALTER TABLE ADD COLUMNS (a metadata-only commit;
+    old rows read them as null)."""
+    add_missing_columns(spark, lake, config.tables.ingest_audit, AUDIT_SCHEMA)
+    add_missing_columns(spark, lake, config.tables.bronze_events, BRONZE_ADDED_COLUMNS)
+
+
+def add_missing_columns(spark: SparkSession, lake: Lake, table: str, schema: T.StructType) -> None:
+    """ALTER TABLE ADD COLUMNS for the fields of `schema` that the existing `table` lacks."""
     if not lake.exists(table):
         return
     present = set(lake.read(table).columns)
-    missing = [f for f in AUDIT_SCHEMA.fields if f.name not in present]
+    missing = [f for f in schema.fields if f.name not in present]
     if not missing:
         return
     columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)

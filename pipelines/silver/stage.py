@@ -34,6 +34,12 @@ EVENT_COLUMNS = (
     "event_id", "event_time", "event_type", "user_id", "session_id", "session_start", "client_session_id",
     "product_id", "category", "brand", "price", "currency", "device", "referrer", "country", "source", "event_date",
 )
+EXPOSURE_COLUMNS = (
+    "experiment_id", "variant", "user_id", "request_id", "model_version", "exposure_time", "event_id", "source",
+    "event_date",
+)
+EXPOSURE = "exposure"
+EXPOSURE_FIELDS = ("experiment_id", "variant", "model_version")
 SESSION_COLUMNS = (
     "session_id", "user_id", "session_start", "session_end", "duration_seconds", "events", "page_views", "searches",
     "product_views", "add_to_carts", "remove_from_carts", "purchases", "distinct_products", "converted", "revenue",
@@ -48,6 +54,7 @@ class SilverResult:
     batches: int = 0
     """Ingest batches newly covered."""
     events_written: int = 0
+    exposures_written: int = 0
     sessions_written: int = 0
     bot_user_days: int = 0
     seconds: float = 0.0
@@ -58,7 +65,7 @@ class SilverResult:
         span = f"{self.dates[0]}..{self.dates[-1]}" if len(self.dates) > 1 else str(self.dates[0])
         return (
             f"silver: rebuilt {len(self.dates)} day(s) {span} for {self.batches} new batch(es): "
-            f"{self.events_written:,} events, {self.sessions_written:,} sessions, "
+            f"{self.events_written:,} events, {self.sessions_written:,} sessions, {self.exposures_written:,} exposures, "
             f"{self.bot_user_days:,} bot user-day(s) removed ({self.seconds:.1f}s)"
         )
 
@@ -93,7 +100,8 @@ def run(config: ClickmlConfig, spark: SparkSession, lake: Lake | None = None, fu
     wanted = set(touched)
     for _ in range(MAX_PLAN_ROUNDS):
         rebuild, _context, bronze = plan_rebuild(lake, config, sorted(wanted))
-        events = first_copy_per_event(bronze).withColumnRenamed("session_id", "client_session_id")
+        events, exposures = split_exposures(first_copy_per_event(bronze))
+        events = events.withColumnRenamed("session_id", "client_session_id")
         sessionized = sessionize(events, config.silver.session_gap_minutes).persist(StorageLevel.MEMORY_AND_DISK)
         # Flags of every day read: a bot's events on a context day leave the sessions that cross
         # into the rebuilt days as they do in a full build. Only the rebuilt days are written.
@@ -124,6 +132,12 @@ def run(config: ClickmlConfig, spark: SparkSession, lake: Lake | None = None, fu
             mode="overwrite_partitions", partition_by=["event_date"], replace_partitions=rebuilt_days,
         )
         result.events_written = written.rows_added
+        written = lake.write(
+            exposure_rows(exposures.join(F.broadcast(flagged), ["user_id", "event_date"], "left_anti"))
+            .where(F.col("event_date").isin(rebuild)), tables.silver_exposures,
+            mode="overwrite_partitions", partition_by=["event_date"], replace_partitions=rebuilt_days,
+        )
+        result.exposures_written = written.rows_added
         sessions = summarize_sessions(clean).where(F.col("session_date").isin(rebuild)).select(*SESSION_COLUMNS)
         written = lake.write(
             sessions, tables.silver_sessions, mode="overwrite_partitions", partition_by=["session_date"],
@@ -140,6 +154,26 @@ def run(config: ClickmlConfig, spark: SparkSession, lake: Lake | None = None, fu
 
 
 MAX_PLAN_ROUNDS = 10
+
+
+def split_exposures(events: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(what users did, the model server's exposures). Exposures are not user activity: they stay
+    out of sessions, bot rules and features. Bronze written before exposures existed lacks their
+    columns: they read as null."""
+    for name in EXPOSURE_FIELDS:
+        if name not in events.columns:
+            events = events.withColumn(name, F.lit(None).cast("string"))
+    is_exposure = F.col("event_type") == EXPOSURE
+    return events.where(~is_exposure), events.where(is_exposure)
+
+
+def exposure_rows(exposures: DataFrame) -> DataFrame:
+    """silver.exposures rows; the request id is the event id without the server's `exp-` prefix."""
+    return exposures.select(
+        "experiment_id", "variant", "user_id",
+        F.regexp_replace("event_id", "^exp-", "").alias("request_id"),
+        "model_version", F.col("event_time").alias("exposure_time"), "event_id", "source", "event_date",
+    ).select(*EXPOSURE_COLUMNS)
 
 
 def plan_rebuild(lake: Lake, config: ClickmlConfig, touched: list[dt.date]):

@@ -19,10 +19,15 @@ from pipelines.config.loader import ConfigError, format_validation_error
 CANONICAL_FIELDS: tuple[str, ...] = (
     "event_id", "event_time", "event_type", "user_id", "session_id", "product_id", "category",
     "brand", "price", "currency", "device", "referrer", "country",
+    # An exposure (the model server's decision, `event_type: exposure`): which experiment and
+    # variant served the user, with which model version; null on every other event.
+    "experiment_id", "variant", "model_version",
 )
 CANONICAL_EVENT_TYPES: tuple[str, ...] = (
-    "page_view", "search", "product_view", "add_to_cart", "remove_from_cart", "purchase",
+    "page_view", "search", "product_view", "add_to_cart", "remove_from_cart", "purchase", "exposure",
 )
+USER_EVENT_TYPES: tuple[str, ...] = tuple(t for t in CANONICAL_EVENT_TYPES if t != "exposure")
+"""What users do (silver.events); exposures are the server's, kept apart in silver.exposures."""
 
 
 class CsvOptions(Section):

@@ -123,3 +123,17 @@ def test_derived_ids_identify_the_same_event(spark):
 def test_rees46_too_many_fields_is_malformed(spark):
     (row,) = classify_lines(spark, ["2019-10-01 00:00:00 UTC,view,1,2,,b,3.5,4,s,EXTRA"], "rees46", REES_ARRIVAL)
     assert row.reason == reasons.MALFORMED
+
+
+def test_exposure_lines_of_the_model_server_are_events_with_their_experiment(spark):
+    from pipelines.serve.exposures import Exposure
+
+    served = Exposure("propensity_ab", "treatment", "u7", "r1", "4", dt.datetime(2024, 1, 3, 10, 20, tzinfo=dt.timezone.utc))
+    no_variant = json.loads(Exposure("propensity_ab", "x", "u7", "r2", "4", served.time).to_line())
+    del no_variant["variant"]
+    exposure, missing, plain = classify_lines(spark, [served.to_line(), json.dumps(no_variant), line()])
+    assert exposure.reason is None and exposure.event_type == "exposure" and exposure.event_id == "exp-r1"
+    assert (exposure.experiment_id, exposure.variant, exposure.model_version) == ("propensity_ab", "treatment", "4")
+    assert exposure.event_time == dt.datetime(2024, 1, 3, 10, 20)
+    assert missing.reason == reasons.MISSING_FIELD  # an exposure must say which experiment and variant
+    assert plain.reason is None and (plain.experiment_id, plain.variant, plain.model_version) == (None, None, None)
