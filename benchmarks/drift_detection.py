@@ -73,6 +73,8 @@ class RunResult:
     """Post-drift test AUC: `stale`, `retrained`."""
     promoted: bool | None = None
     """Whether the promotion gate made the retrained model champion."""
+    profile: str | None = None
+    """The stale model's reference profile (JSON; for the null simulation)."""
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds per step: pipeline (generate..training set), train, monitor (score + monitor, all dates), retrain."""
@@ -143,6 +145,64 @@ def build_and_train(config: ClickmlConfig, spark, timings: dict[str, float]) -> 
     return version, test_auc
 
 
+def reference_profile(config: ClickmlConfig, version: str) -> str:
+    """The reference profile JSON the training run of `version` logged."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from pipelines.train.stage import REFERENCE_PROFILE
+    from pipelines.train.tracking import configure
+
+    configure(config)
+    run_id = MlflowClient().get_model_version(config.training.jobs[JOB].registry.name, version).run_id
+    return mlflow.artifacts.load_text(f"runs:/{run_id}/{REFERENCE_PROFILE}")
+
+
+def null_simulation(profile_json: str, sizes: list[tuple[int, int]], draws: int = 200, seed: int = 0) -> list[str]:
+    """Without drift, how often the default thresholds alert at a sample size: reference and current
+    cells drawn (multinomial) from the same distribution - the reference profile's cell proportions,
+    feature by feature - judged by the monitor's own PSI / chi-square / JS and thresholds
+    (`pipelines.monitor.drift`, `judge`). KS is left out (its p-value gate keeps it quiet)."""
+    import numpy as np
+
+    from pipelines.config.monitoring import DriftThresholds
+    from pipelines.monitor.drift import chi_square, js_distance, psi
+    from pipelines.monitor.profile import ReferenceProfile
+
+    profile = ReferenceProfile.from_json(profile_json)
+    t = DriftThresholds()
+    rng = np.random.default_rng(seed)
+    cells = {f.name: [*f.bin_counts, f.missing] for f in profile.numeric}
+    cells.update({f.name: f.cell_counts() for f in profile.categorical})
+    lines = []
+    for n_ref, n_cur in sizes:
+        any_alert = np.zeros(draws, dtype=bool)
+        by_stat = {"psi": 0, "js": 0, "chi2": 0}
+        median_js = []
+        for counts in cells.values():
+            p = np.asarray(counts, dtype=float) / sum(counts)
+            js_values = []
+            for i in range(draws):
+                r, c = rng.multinomial(n_ref, p), rng.multinomial(n_cur, p)
+                js = js_distance(r, c)
+                _, p_value = chi_square(r, c)
+                hits = {"psi": psi(r, c) >= t.psi_alert, "js": js >= t.js_alert,
+                        "chi2": p_value is not None and p_value < t.chi2_p_value and js >= t.js_alert}
+                for k, hit in hits.items():
+                    by_stat[k] += bool(hit)
+                any_alert[i] |= any(hits.values())
+                js_values.append(js)
+            median_js.append(float(np.median(js_values)))
+        n = draws * len(cells)
+        lines.append(f"reference {n_ref:>5} / current {n_cur:>5} rows: P(some feature alerts) {any_alert.mean():.2f}; "
+                     f"per feature P(alert) PSI {by_stat['psi'] / n:.3f}, JS {by_stat['js'] / n:.3f}, chi-square "
+                     f"{by_stat['chi2'] / n:.3f}; largest median JS distance {max(median_js):.3f}")
+    return lines
+
+
+NULL_SIZES = [(300, 100), (1200, 400), (3000, 1000), (4500, 1500)]
+
+
 def train(config: ClickmlConfig, spark) -> tuple[str, float | None, bool]:
     """Train lr on the current training set: (registered version, test AUC, promoted to champion)."""
     from pipelines.train import stage as train_stage
@@ -153,13 +213,13 @@ def train(config: ClickmlConfig, spark) -> tuple[str, float | None, bool]:
     return str(model.decision.version), model.metrics.get("roc_auc"), bool(model.decision.promoted)
 
 
-def monitor(config: ClickmlConfig, spark, version: str, result: RunResult) -> None:
-    """Score each monitored as-of date with `version` and monitor it; alerting features into `result`."""
+def monitor(config: ClickmlConfig, spark, version: str, result: RunResult, dates: list[dt.date]) -> None:
+    """Score each as-of date of `dates` with `version` and monitor it; alerting features into `result`."""
     from pipelines.monitor import stage as monitor_stage
     from pipelines.monitor.judge import ALERT, WARN
     from pipelines.score import stage as score_stage
 
-    for date in MONITORED:
+    for date in dates:
         scored = score_stage.run(config, spark, JOB, as_of=date, version=version)
         checked = monitor_stage.run(config, spark, JOB, as_of=date, version=version)
         result.rows[date] = scored.rows
@@ -190,17 +250,20 @@ def retrain_and_compare(config: ClickmlConfig, spark, stale: str, result: RunRes
     result.auc = {"stale": evaluated[stale], "retrained": evaluated[retrained]}
 
 
-def run_once(spark, workdir: Path, seed: int, users: int, drift: bool) -> RunResult:
-    """One run (see the module docstring); a drift run also retrains and compares."""
+def run_once(spark, workdir: Path, seed: int, users: int, drift: bool, dates: list[dt.date] = MONITORED,
+             retrain: bool = True) -> RunResult:
+    """One run (see the module docstring) monitoring `dates`; a drift run also retrains and compares
+    (unless `retrain` is false)."""
     started = time.time()
-    days = (POST_CUTOFFS[-1] - START).days + 1 if drift else (MONITORED[-1] - START).days
+    days = (POST_CUTOFFS[-1] - START).days + 1 if drift and retrain else (max(dates) - START).days
     config = make_config(workdir, seed, users, drift, days)
     result = RunResult(seed, drift)
     result.stale_version, result.stale_test_auc = build_and_train(config, spark, result.timings)
+    result.profile = reference_profile(config, result.stale_version)
     mark = time.time()
-    monitor(config, spark, result.stale_version, result)
+    monitor(config, spark, result.stale_version, result, dates)
     result.timings["monitor"] = time.time() - mark
-    if drift:
+    if drift and retrain:
         mark = time.time()
         retrain_and_compare(config, spark, result.stale_version, result)
         result.timings["retrain"] = time.time() - mark
@@ -251,10 +314,14 @@ def main() -> None:
     parser.add_argument("--no-drift-run", action="store_true", help="only the no-drift seeds")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="start no new run after this many minutes; the report covers the runs done")
+    parser.add_argument("--null-profile", help="only the null simulation, on this reference_profile.json")
     parser.add_argument("--workdir", help="default: a temporary folder")
     parser.add_argument("--keep", action="store_true", help="keep each run's lake and MLflow store")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.null_profile:
+        print("\n".join(null_simulation(Path(args.null_profile).read_text(), NULL_SIZES)))
+        return
     from pipelines.spark import build_session
 
     root = Path(args.workdir or tempfile.mkdtemp(prefix="clickml-drift-"))
@@ -280,6 +347,10 @@ def main() -> None:
     print()
     print(f"drift detection, {args.users} users, {len(results)} runs in {time.time() - started:.0f}s")
     print(report(results))
+    if results and results[0].profile:
+        print(f"\nno drift, simulated (the reference profile of seed {results[0].seed}, {args.users} users: "
+              f"{min(results[0].rows.values(), default=0)} scored rows per date):")
+        print("\n".join(null_simulation(results[0].profile, NULL_SIZES)))
     spark.stop()
 
 

@@ -1,0 +1,48 @@
+"""Proof on known drift (issue 18, item 6), the short form of `benchmarks/drift_detection.py`: the
+same runs (generate -> ... -> train lr -> score -> monitor, in the session's Spark), one with drift
+in one driver (the device: more mobile sessions, which now convert better) from DRIFT_DAY, and
+two seeds without drift. The benchmark runs 20 seeds and reports the rates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow  # full pipeline runs with training: minutes (see the report)
+
+_PATH = Path(__file__).resolve().parents[3] / "benchmarks" / "drift_detection.py"
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("drift_detection_benchmark", _PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _benchmark()
+FIRST_DRIFTED = bench.DRIFT_DAY + dt.timedelta(days=1)  # the first as-of date that sees drifted events
+
+
+def test_drift_in_one_driver_alerts_on_its_features_the_first_day_and_retraining_wins(spark, tmp_path):
+    result = bench.run_once(spark, tmp_path, seed=1000, users=2000, drift=True, dates=[bench.DRIFT_DAY, FIRST_DRIFTED])
+    assert result.alerts[bench.DRIFT_DAY] == []  # as of the drift day the features see no drifted event yet
+    alerted = set(result.alerts[FIRST_DRIFTED])
+    assert alerted & bench.AFFECTED, f"no alert on {bench.AFFECTED} as of {FIRST_DRIFTED}: {result.alerts}"
+    assert alerted <= bench.AFFECTED | {bench.SCORE}, f"unaffected features alerted: {alerted - bench.AFFECTED}"
+    assert result.delay == 1 and result.false_alarms() == []
+    # The stale model (pre-drift training) against the retrained one on the post-drift test date.
+    assert result.auc["retrained"] > result.auc["stale"] + 0.02, result.auc
+    assert result.promoted  # the promotion gate (on post-drift evaluation data) takes the retrained model
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_no_drift_no_alert(spark, tmp_path, seed):
+    result = bench.run_once(spark, tmp_path, seed=seed, users=2000, drift=False, dates=[FIRST_DRIFTED])
+    assert result.rows[FIRST_DRIFTED] > 1000  # enough scored users for the default thresholds (see docs/scoring.md)
+    assert result.false_alarms() == [], f"seed {seed}: {result.alerts} (warn: {result.warns})"
