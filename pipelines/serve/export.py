@@ -139,7 +139,7 @@ def _logistic_regression(stage: LogisticRegressionModel) -> dict:
 
 
 def _tree(root: Any, leaf: str) -> dict:
-    """One JVM decision tree as pre-order arrays (see `inprocess._Tree`). `leaf`: `stats` (the
+    """One JVM decision tree as pre-order arrays (see `inprocess._Forest`). `leaf`: `stats` (the
     leaf's class counts, classification) or `prediction` (regression trees of boosting). Each
     node is a few py4j calls: fine for the configured forests (thousands of nodes)."""
     out: dict[str, list] = {"feature": [], "threshold": [], "left": [], "right": [], "left_categories": [],

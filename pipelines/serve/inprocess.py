@@ -151,46 +151,56 @@ def _columns(rows: Rows, names: list[str]) -> tuple[int, dict[str, list | pd.Ser
 # -- trees ----------------------------------------------------------------------------------------
 
 
-class _Tree:
-    """One decision tree as arrays, nodes in pre-order (0 is the root); `feature` is -1 at leaves.
+class _Forest:
+    """Decision trees as one set of arrays (each tree's nodes in pre-order, `roots` the first node
+    of each), walked for all rows and trees at once, one level per step; `feature` is -1 at leaves.
 
     Spark's categorical split keeps the smaller side as its set (`isLeft` when the left categories
     are at most half of `numCategories`): a value in neither side (out of range) goes right when
     the stored set is the left one, left otherwise. Continuous: value <= threshold goes left.
     """
 
-    def __init__(self, d: dict):
-        self.feature = np.asarray(d["feature"], dtype=np.int64)
-        self.threshold = np.asarray([math.nan if t is None else t for t in d["threshold"]], dtype=np.float64)
-        self.left = np.asarray(d["left"], dtype=np.int64)
-        self.right = np.asarray(d["right"], dtype=np.int64)
-        self.value = np.asarray(d["value"], dtype=np.float64)
-        if self.value.ndim == 1:
-            self.value = self.value[:, None]
-        categories = d.get("left_categories") or [None] * len(self.feature)
-        sizes = d.get("num_categories") or [0] * len(self.feature)
+    def __init__(self, trees: list[dict]):
+        feature, threshold, left, right, value, categories, sizes, roots = [], [], [], [], [], [], [], []
+        offset = 0
+        for t in trees:
+            n = len(t["feature"])
+            roots.append(offset)
+            feature += t["feature"]
+            threshold += [math.nan if v is None else v for v in t["threshold"]]
+            left += [c + offset if c >= 0 else -1 for c in t["left"]]
+            right += [c + offset if c >= 0 else -1 for c in t["right"]]
+            value += t["value"]
+            categories += t.get("left_categories") or [None] * n
+            sizes += t.get("num_categories") or [0] * n
+            offset += n
+        self.roots = np.asarray(roots, dtype=np.int64)
+        self.feature = np.asarray(feature, dtype=np.int64)
+        self.threshold = np.asarray(threshold, dtype=np.float64)
+        self.left = np.asarray(left, dtype=np.int64)
+        self.right = np.asarray(right, dtype=np.int64)
+        self.value = np.asarray(value, dtype=np.float64).reshape(len(feature), -1)
         self.categorical = np.asarray([c is not None for c in categories], dtype=bool)
         self.num_categories = np.asarray(sizes, dtype=np.int64)
-        width = max([int(s) for s in sizes] + [1])
-        self.left_table = np.zeros((len(self.feature), width), dtype=bool)
-        self.stored_left = np.zeros(len(self.feature), dtype=bool)
+        self.left_table = np.zeros((len(feature), max([int(s) for s in sizes] + [1])), dtype=bool)
+        self.stored_left = np.zeros(len(feature), dtype=bool)
         for node, cats in enumerate(categories):
             if cats is not None:
                 self.left_table[node, np.asarray(cats, dtype=np.int64)] = True
                 self.stored_left[node] = len(cats) <= int(sizes[node]) // 2
-        self.depth = _depth(self.left, self.right, self.feature)
+        self.depth = _depth(self.roots, self.left, self.right, self.feature)
 
     def leaves(self, x: np.ndarray) -> np.ndarray:
-        """The leaf node of each row of `x` (rows x features)."""
-        node = np.zeros(len(x), dtype=np.int64)
-        rows_all = np.arange(len(x))
+        """The leaf node of each row of `x` (rows x features) in each tree: rows x trees."""
+        node = np.tile(self.roots, (len(x), 1))
+        row = np.repeat(np.arange(len(x)), len(self.roots)).reshape(node.shape)
         for _ in range(self.depth + 1):
             feature = self.feature[node]
             inner = feature >= 0
             if not inner.any():
                 break
-            rows, at = rows_all[inner], node[inner]
-            values = x[rows, feature[inner]]
+            at = node[inner]
+            values = x[row[inner], feature[inner]]
             go_left = values <= self.threshold[at]
             cat = self.categorical[at]
             if cat.any():
@@ -199,19 +209,17 @@ class _Tree:
                 in_range = (index >= 0) & (index < self.num_categories[nodes]) & (index == np.floor(index))
                 safe = np.where(in_range, index, 0).astype(np.int64)
                 go_left[cat] = np.where(in_range, self.left_table[nodes, safe], ~self.stored_left[nodes])
-            node[rows] = np.where(go_left, self.left[at], self.right[at])
+            node[inner] = np.where(go_left, self.left[at], self.right[at])
         return node
 
 
-def _depth(left: np.ndarray, right: np.ndarray, feature: np.ndarray) -> int:
-    depth, deepest, stack = {0: 0}, 0, [0]
+def _depth(roots: np.ndarray, left: np.ndarray, right: np.ndarray, feature: np.ndarray) -> int:
+    deepest, stack = 0, [(int(r), 0) for r in roots]
     while stack:
-        node = stack.pop()
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
         if feature[node] >= 0:
-            for child in (left[node], right[node]):
-                depth[int(child)] = depth[node] + 1
-                deepest = max(deepest, depth[node] + 1)
-                stack.append(int(child))
+            stack += [(int(left[node]), depth + 1), (int(right[node]), depth + 1)]
     return deepest
 
 
@@ -330,28 +338,23 @@ class _LogisticRegression(_Stage):
 class _RandomForest(_Stage):
     def __init__(self, d: dict):
         super().__init__(d)
-        self.trees = [_Tree(t) for t in d["trees"]]
+        self.forest = _Forest(d["trees"])
 
     def apply(self, cols, raw, n):
-        x = cols[self.d["features"]]
-        votes = np.zeros((n, int(self.d["num_classes"])), dtype=np.float64)
-        for tree in self.trees:
-            counts = tree.value[tree.leaves(x)]
-            total = counts.sum(axis=1, keepdims=True)
-            votes += np.where(total != 0, counts / np.where(total == 0, 1.0, total), 0.0)
+        counts = self.forest.value[self.forest.leaves(cols[self.d["features"]])]  # rows x trees x classes
+        total = counts.sum(axis=2, keepdims=True)
+        votes = np.where(total != 0, counts / np.where(total == 0, 1.0, total), 0.0).sum(axis=1)
         cols[self.d["probability"]] = votes / votes.sum(axis=1, keepdims=True)
 
 
 class _GBT(_Stage):
     def __init__(self, d: dict):
         super().__init__(d)
-        self.trees = [_Tree(t) for t in d["trees"]]
+        self.forest = _Forest(d["trees"])
         self.weights = np.asarray(d["weights"], dtype=np.float64)
 
     def apply(self, cols, raw, n):
-        x = cols[self.d["features"]]
-        predictions = np.column_stack([tree.value[tree.leaves(x), 0] for tree in self.trees]) if self.trees else np.zeros((n, 0))
-        margin = predictions @ self.weights
+        margin = self.forest.value[self.forest.leaves(cols[self.d["features"]]), 0] @ self.weights
         p = 1.0 / (1.0 + np.exp(-2.0 * margin))
         cols[self.d["probability"]] = np.column_stack([1.0 - p, p])
 

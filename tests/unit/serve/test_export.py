@@ -50,6 +50,8 @@ MODELS = {
     "rf": ("random_forest", {"numTrees": 8, "maxDepth": 4, "maxBins": 32}, True,
            Calibrator("isotonic", knots_x=(0.0, 0.3, 0.31, 0.6, 1.0), knots_y=(0.05, 0.2, 0.25, 0.5, 0.9))),
     "gbt": ("gbt", {"maxIter": 6, "maxDepth": 3, "maxBins": 32}, False, None),
+    # `family: multinomial` on two classes: two coefficient rows, softmax
+    "lr_multinomial": ("logistic_regression", {"maxIter": 30, "regParam": 0.01, "family": "multinomial"}, False, None),
 }
 
 
@@ -82,7 +84,7 @@ def fitted(dataset):
     return models
 
 
-@pytest.mark.parametrize("name", ["lr", "rf", "gbt"])
+@pytest.mark.parametrize("name", list(MODELS))
 def test_export_scores_the_test_split_as_spark_does(dataset, fitted, name):
     data, _ = dataset
     model = fitted[name]
@@ -214,6 +216,7 @@ def test_a_failed_export_does_not_fail_training_but_warns_and_tags_the_run(track
 # -- deep models ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # 26 s on the loaded 2-core machine: a Python worker importing torch, and an MLflow pyfunc log
 def test_a_deep_model_scores_in_pytorch_as_its_spark_transform_and_loads_through_mlflow(spark, tracking):
     import mlflow
     import torch
