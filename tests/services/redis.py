@@ -1,13 +1,10 @@
 """A local Redis for tests: Debian's `redis-server` on a free port of 127.0.0.1, no persistence.
 
-    from tests.services.redis import redis_server  # noqa: F401  (in the test module)
-
-    def test_x(redis_server, tmp_path):
+    def test_x(redis_server, tmp_path):               # registered in tests/conftest.py
         config = make_config(tmp_path, *redis_server.config_overrides())
         redis_server.flush()                          # a clean store for this test
 
-A session-scoped fixture imported into a module is a fixture of that module: each module that
-imports it starts its own server (a few milliseconds). Skips, saying how to install it, where
+One server per test session (per pytest-xdist worker). Skips, saying how to install it, where
 `redis-server` is missing.
 """
 

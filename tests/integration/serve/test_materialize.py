@@ -13,7 +13,6 @@ from pipelines.lake import Lake
 from pipelines.score.stage import available_as_of_dates, propensity_frame
 from pipelines.serve import materialize
 from pipelines.serve.online import OnlineStore, decode
-from tests.services.redis import redis_server  # noqa: F401  (a redis-server for this module)
 
 # The shared tiny pipeline (built once per session, ~80 s with its training) is not part of
 # `make test-fast`; materializing it takes a few seconds.

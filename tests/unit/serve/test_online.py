@@ -12,7 +12,6 @@ from pyspark.sql import Row
 from pipelines.config.serving import ServingConfig
 from pipelines.serve import online
 from pipelines.serve.online import OnlineStore, decode, encode, masked_url, parse_meta
-from tests.services.redis import redis_server  # noqa: F401  (a redis-server for this module)
 
 JOB = "propensity"
 AS_OF = "2024-01-05"
