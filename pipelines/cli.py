@@ -3,7 +3,7 @@
     clickml [--profile P] [--conf-dir D] [--set KEY=VALUE ...] COMMAND ...
 
 Commands: demo, generate, ingest, produce, silver, features build|list, training-sets, validate, train, promote, score,
-materialize, monitor, config show, lake history|show|files|vacuum.
+materialize, serve, monitor, config show, lake history|show|files|vacuum.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import sys
 from collections.abc import Sequence
 
@@ -18,6 +19,7 @@ from pipelines.config import ClickmlConfig, ConfigError
 from pipelines.jobs import config_arguments, config_from_args
 
 SECRET_KEYS = ("secret", "password", "token", "access_key")
+URL_CREDENTIALS = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     recs_model.add_argument("--alias", default="champion", help="recommendation jobs: whose scored rows (default: champion)")
     recs_model.add_argument("--version", help="recommendation jobs: model version (instead of an alias)")
 
+    serve = commands.add_parser("serve", help="the model server: online features, experiments, exposures (until stopped)")
+    serve.add_argument("--host", help="interface to listen on (default: serving.host)")
+    serve.add_argument("--port", type=int, help="port (default: serving.port)")
+    serve.add_argument("--reload-seconds", dest="reload_seconds", type=float, default=30.0,
+                       help="how often aliases are re-resolved; a moved alias is loaded, then swapped in (default: 30)")
+
     monitor = commands.add_parser("monitor", help="drift of a job's scored population against its training reference")
     monitor.add_argument("job", help="training job (training.jobs) whose scores are monitored")
     monitor.add_argument("--as-of", dest="as_of", type=_date, help="scored as-of date (default: the latest scored)")
@@ -136,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": _demo, "generate": _generate, "ingest": _ingest, "produce": _produce, "silver": _silver,
         "features": _features,
         "training-sets": _training_sets, "validate": _validate, "train": _train, "promote": _promote, "score": _score,
-        "materialize": _materialize, "monitor": _monitor,
+        "materialize": _materialize, "serve": _serve, "monitor": _monitor,
         "config": _config, "lake": _lake,
     }[args.command]
     from pipelines.features.stage import FeaturesError
@@ -340,6 +348,18 @@ def _materialize(config: ClickmlConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(config: ClickmlConfig, args: argparse.Namespace) -> int:
+    from pipelines.serve import app
+    from pipelines.serve.online import OnlineStoreError
+
+    try:
+        app.run(config, host=args.host, port=args.port, reload_seconds=args.reload_seconds)
+    except (app.ServingError, OnlineStoreError, ValueError) as exc:
+        print(f"clickml: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _monitor(config: ClickmlConfig, args: argparse.Namespace) -> int:
     from pipelines.monitor import stage
 
@@ -355,12 +375,16 @@ def _config(config: ClickmlConfig, args: argparse.Namespace) -> int:
 
 
 def _masked(value):
+    """Secrets out of a config dump: values of secret-named keys, and `user:password@` in URLs
+    (e.g. `serving.redis_url`)."""
     if isinstance(value, dict):
         return {
             k: ("***" if v and any(s in k.lower() for s in SECRET_KEYS) else _masked(v)) for k, v in value.items()
         }
     if isinstance(value, list):
         return [_masked(v) for v in value]
+    if isinstance(value, str):
+        return URL_CREDENTIALS.sub(r"\1***@", value)
     return value
 
 

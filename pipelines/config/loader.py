@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import typing
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -228,14 +229,32 @@ def _origin(loc: KeyPath, origins: Mapping[KeyPath, str], default: str) -> str:
 def _allowed_keys(path: KeyPath, root: type[BaseModel] = ClickmlConfig) -> list[str]:
     """Field names of the model section at `path` (walking nested models by field name)."""
     model: type[BaseModel] = root
-    for part in path:
-        field = model.model_fields.get(part)
+    parts = list(path)
+    while parts:
+        field = model.model_fields.get(parts.pop(0))
         annotation = getattr(field, "annotation", None)
+        values = _dict_values_model(annotation)
+        if values is not None:  # e.g. training.jobs.<job>, experiments.<id>: the next part is a name
+            if not parts:
+                return []
+            parts.pop(0)
+            model = values
+            continue
         annotation = _model_in(annotation)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
         model = annotation
     return list(model.model_fields)
+
+
+def _dict_values_model(annotation):
+    """The model class of `dict[str, Model]` (or `dict[str, Model] | None`), else None."""
+    for candidate in (annotation, *(getattr(annotation, "__args__", ()) or ())):
+        if typing.get_origin(candidate) is dict:
+            args = typing.get_args(candidate)
+            if len(args) == 2 and isinstance(args[1], type) and issubclass(args[1], BaseModel):
+                return args[1]
+    return None
 
 
 def _model_in(annotation):

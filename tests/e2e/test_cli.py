@@ -25,12 +25,15 @@ SPARK_START = 300  # `lake history` and `lake vacuum` start a SparkSession (Delt
 
 
 def test_config_show_masks_secrets():
-    proc = clickml("--profile", "cluster", "config", "show", env={"AWS_SECRET_ACCESS_KEY": "hunter2", "AWS_ACCESS_KEY_ID": "AKIAX"})
+    # Bug guard: the password in serving.redis_url was printed as is.
+    proc = clickml("--profile", "cluster", "config", "show", env={"AWS_SECRET_ACCESS_KEY": "hunter2", "AWS_ACCESS_KEY_ID": "AKIAX",
+                                                                  "CLICKML_REDIS_URL": "redis://app:s3cret@cache:6379/0"})
     assert proc.returncode == 0, proc.stderr
     shown = json.loads(proc.stdout)
     assert shown["profile"] == "cluster"
     assert shown["lake"]["storage"]["secret_access_key"] == "***"
-    assert "hunter2" not in proc.stdout and "AKIAX" not in proc.stdout
+    assert shown["serving"]["redis_url"] == "redis://***@cache:6379/0"
+    assert "hunter2" not in proc.stdout and "AKIAX" not in proc.stdout and "s3cret" not in proc.stdout
 
 
 def test_config_error_exits_2_with_the_key_path():

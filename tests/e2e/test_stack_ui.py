@@ -53,7 +53,8 @@ def _skip(reason: str) -> None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     ports = Ports()
-    wanted = (ports.spark, ports.spark_ui, ports.worker_ui, ports.mlflow, ports.kafka, ports.kafka_controller, ports.airflow)
+    wanted = (ports.spark, ports.spark_ui, ports.worker_ui, ports.mlflow, ports.kafka, ports.kafka_controller, ports.redis,
+              ports.airflow)
     busy = [p for p in wanted if _port_open(p)]
     if busy:
         _skip(f"ports {busy} on 127.0.0.1 are taken (is `make up` running? `make down` stops it)")

@@ -80,6 +80,22 @@ def test_unknown_key_names_the_overlay_file_key_path_and_allowed_keys(tmp_path):
     assert "allowed keys here:" in message and "shuffle_partitions" in message and "master" in message
 
 
+def test_unknown_key_inside_a_named_entry_lists_that_entrys_keys():
+    # Bug guard: under a dict of sections (training.jobs.<job>, experiments.<id>) the message
+    # listed no allowed keys ("allowed keys here: " and nothing).
+    with pytest.raises(ConfigError) as err:
+        load_config(profile="local", conf_dir=CONF_DIR, env={}, overrides=["training.jobs.propensity.lable=x"])
+    assert "training.jobs.propensity.lable: unknown key" in str(err.value)
+    assert "label" in str(err.value).split("allowed keys here:")[1] and "models" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_config(profile="local", conf_dir=CONF_DIR, env={}, overrides=[
+            "experiments.ab.job=propensity", "experiments.ab.variants.control.alias=champion",
+            "experiments.ab.variants.treatment.alias=challenger", "experiments.ab.variants.treatment.wieght=0.5"])
+    message = str(err.value)
+    assert "experiments.ab.variants.treatment.wieght: unknown key" in message
+    assert "weight" in message.split("allowed keys here:")[1]
+
+
 def test_unknown_top_level_key_lists_the_sections(tmp_path):
     conf = write_conf(tmp_path, BASE + "sprak:\n  master: x\n")
     with pytest.raises(ConfigError) as err:
