@@ -244,3 +244,26 @@ def test_a_deep_model_scores_in_pytorch_as_its_spark_transform_and_loads_through
     loaded = load_inprocess(info.model_uri)
     assert isinstance(loaded, DeepInProcessModel)
     assert np.abs(loaded.predict_proba(pd.DataFrame(requests)) - expected).max() <= TOLERANCE
+
+
+def test_categorical_splits_follow_sparks_stored_side():
+    """Spark keeps the smaller side of a categorical split: a value outside 0..numCategories-1
+    goes right when the left side is stored (at most half the categories), left otherwise."""
+    from pipelines.serve.inprocess import ExportFormatError
+
+    def model(left_categories: list[int]) -> InProcessModel:
+        tree = {"feature": [0, -1, -1], "threshold": [None, None, None], "left": [1, -1, -1], "right": [2, -1, -1],
+                "left_categories": [left_categories, None, None], "num_categories": [4, 0, 0],
+                "value": [[0.0], [1.0], [-1.0]]}
+        return InProcessModel.from_dict({"format": "clickml.inprocess", "version": 1, "stages": [
+            {"type": "sql_cast", "casts": [{"input": "c", "to": "double", "output": "c__num"}]},
+            {"type": "vector_assembler", "inputs": ["c__num"], "output": "features", "handle_invalid": "keep"},
+            {"type": "gbt", "features": "features", "probability": "probability", "weights": [0.5], "trees": [tree]}]})
+
+    def goes_left(m: InProcessModel, values: list[float]) -> list[bool]:
+        return list(m.predict_proba([{"c": v} for v in values]) > 0.5)
+
+    assert goes_left(model([1]), [1.0, 0.0, 2.0, 7.0, 1.5]) == [True, False, False, False, False]  # left side stored
+    assert goes_left(model([0, 1, 3]), [1.0, 2.0, 7.0, -1.0]) == [True, False, True, True]  # right side stored
+    with pytest.raises(ExportFormatError, match="version 2"):
+        InProcessModel.from_dict({"format": "clickml.inprocess", "version": 2, "stages": []})
