@@ -8,7 +8,7 @@ STACK_SERVICES ?= spark-master,spark-worker,mlflow,kafka,redis,airflow
 LAKE ?= local
 PACK_ENV_DIR ?= build/pack-env
 
-.PHONY: up down up-env stack-status pack-pyfiles pack-env browser-deps
+.PHONY: up down up-env stack-status pack-pyfiles pack-env browser-deps redis-deps
 
 ## up: Spark standalone master + worker, MLflow server, Kafka broker (:9092), Redis (:6379), Airflow (standalone) on 127.0.0.1 [LAKE=s3]
 up: check-java venv jars
@@ -52,3 +52,17 @@ browser-deps:
 	else echo "NOTE: chromium/chromedriver missing and not root with apt-get: the browser test will be skipped"; fi
 
 TEST_PREREQS += browser-deps
+
+## redis-deps: Debian's redis-server for `make up` and the serving tests (as root; skipped otherwise).
+## A server the package's scripts start right after installing is stopped: tests and `make up`
+## start their own on 127.0.0.1.
+redis-deps:
+	@if command -v redis-server >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing redis-server for the serving tests and make up (apt-get)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null \
+	    && (service redis-server stop >/dev/null 2>&1 || true)) \
+	    || echo "WARNING: could not install redis-server; the serving tests will be skipped"; \
+	else echo "NOTE: redis-server missing and not root with apt-get: the serving tests will be skipped"; fi
+
+TEST_PREREQS += redis-deps
