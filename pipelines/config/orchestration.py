@@ -36,6 +36,7 @@ class TimeoutsConfig(Section):
     gate: float = Field(default=60.0, gt=0)
     score: float = Field(default=60.0, gt=0)
     monitor: float = Field(default=60.0, gt=0)
+    materialize: float = Field(default=60.0, gt=0)
     """Great Expectations gates."""
     train: float = Field(default=240.0, gt=0)
     dagrun_hours: float = Field(default=12.0, gt=0)
@@ -155,6 +156,9 @@ class MonitoringDagConfig(Section):
     """Training jobs to monitor; default: every registered binary job."""
     retrain: bool = True
     """Trigger the training DAG on an alert (off: alerts are only recorded)."""
+    materialize: bool = True
+    """After scoring, write the job's features of that as-of date to the online store
+    (`jobs/materialize.py`, Redis at `serving.redis_url`) for `clickml serve`."""
 
 
 class OrchestrationConfig(Section):

@@ -400,7 +400,10 @@ def build_monitoring_dag(settings: DagSettings):
         f"drift of that population against the model's training reference into `{config.tables.monitor_drift}`) "
         "-> `check_drift` (short-circuits when nothing alerted: no alert, no retraining) -> "
         f"`retrain` (triggers `{training_dag}` with the reason in the run's conf; the retrained challenger then "
-        f"goes through the usual promotion gate). Jobs: {', '.join(f'`{j}`' for j in jobs) or 'none'}."
+        f"goes through the usual promotion gate). "
+        + ("After `score`, `materialize` (`jobs/materialize.py JOB`) writes the as-of date's features to the "
+           "online store for the model server. " if monitoring.materialize else "")
+        + f"Jobs: {', '.join(f'`{j}`' for j in jobs) or 'none'}."
     )
     with _dag(settings, monitoring.dag_id, _cron(monitoring.cron), False, doc,
               "score with the champion -> drift -> retrain on evidence") as dag:
@@ -413,6 +416,11 @@ def build_monitoring_dag(settings: DagSettings):
                                     outlets=[table_asset(config, config.tables.monitor_drift)],
                                     doc_md=f"`spark-submit jobs/monitor.py {job}`: drift against the training reference.")
                 score >> monitor
+                if monitoring.materialize:
+                    score >> spark_job(
+                        settings, "materialize", "materialize", [job], timeout_minutes=timeouts.materialize,
+                        doc_md=f"`spark-submit jobs/materialize.py {job}`: the as-of date's features into Redis "
+                               "(`serving.redis_url`) for `clickml serve`.")
                 if not monitoring.retrain:
                     continue
                 check = ShortCircuitOperator(

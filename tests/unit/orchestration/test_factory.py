@@ -217,8 +217,11 @@ def test_monitoring_dag_scores_monitors_and_retrains_only_on_an_alert(dags):
     dag = dags["model_monitoring"]
     assert dag.timetable.expression == "0 3 * * *"
     group = "monitor_propensity"
-    assert set(dag.task_ids) == {f"{group}.score", f"{group}.monitor", f"{group}.check_drift", f"{group}.retrain"}
+    assert set(dag.task_ids) == {f"{group}.score", f"{group}.monitor", f"{group}.materialize", f"{group}.check_drift",
+                                 f"{group}.retrain"}
     assert _upstream(dag, f"{group}.monitor") == {f"{group}.score"}
+    assert _upstream(dag, f"{group}.materialize") == {f"{group}.score"}
+    assert dag.get_task(f"{group}.materialize").application.endswith("/jobs/materialize.py")
     assert _upstream(dag, f"{group}.retrain") == {f"{group}.check_drift"}
     assert type(dag.get_task(f"{group}.check_drift")).__name__ == "ShortCircuitOperator"
     retrain = dag.get_task(f"{group}.retrain")
@@ -228,7 +231,8 @@ def test_monitoring_dag_scores_monitors_and_retrains_only_on_an_alert(dags):
 
 
 def test_monitoring_without_retraining_and_unknown_jobs(dag_settings):
-    dag = build_dags(dag_settings("orchestration.monitoring.retrain=false"))["model_monitoring"]
+    dag = build_dags(dag_settings("orchestration.monitoring.retrain=false", "orchestration.monitoring.materialize=false"))[
+        "model_monitoring"]
     assert set(dag.task_ids) == {"monitor_propensity.score", "monitor_propensity.monitor"}
     with pytest.raises(ValueError, match="unknown training job"):
         build_dags(dag_settings("orchestration.monitoring.jobs=[nope]"))
