@@ -4,6 +4,7 @@ with nulls, NaN and an unseen category, for logistic regression, random forest a
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -124,6 +125,18 @@ def test_json_round_trip_gives_the_same_scores(fitted, dataset, tmp_path):
     loaded = load_exported(path)
     assert np.array_equal(loaded.predict_proba(rows), direct.predict_proba(rows))
     assert loaded.exported == json.loads(path.read_text())
+    # in a fresh interpreter: the same scores, and no JVM was started (no py4j gateway)
+    import subprocess
+    import sys
+
+    rows.to_json(tmp_path / "rows.json", orient="records")
+    script = ("import json, sys; import numpy as np; from pyspark import SparkContext; "
+              "from pipelines.serve.inprocess import load_exported; "
+              f"p = load_exported({str(path)!r}).predict_proba(json.load(open({str(tmp_path / 'rows.json')!r}))); "
+              "assert SparkContext._gateway is None and SparkContext._jvm is None; print(json.dumps(p.tolist()))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True,
+                         cwd=str(Path(__file__).resolve().parents[3]))
+    assert np.abs(np.array(json.loads(out.stdout)) - direct.predict_proba(rows)).max() <= 1e-12
 
 
 def test_an_unsupported_stage_is_named(spark):
