@@ -13,6 +13,7 @@ date).
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import html
 import io
 import logging
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
 from scipy import stats
 
@@ -40,11 +42,23 @@ def _img(alt: str, png: str) -> str:
     return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{png}'>"
 
 
+def _day(value) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+def _date_axis(ax, days: list[dt.date]) -> None:
+    """One tick per day (a tick every few days beyond two weeks)."""
+    step = max(1, math.ceil(len(days) / 14))
+    ax.set_xticks(days[::step])
+    ax.xaxis.set_major_formatter(DateFormatter("%Y-%m-%d"))
+    ax.tick_params(axis="x", rotation=45, labelsize=7)
+
+
 def conversion_plot(daily: list[dict], control: str) -> str:
     """Cumulative conversion rate by first-exposure day per variant (solid), daily rate (dotted)."""
     by_variant: dict[str, dict] = {}
     for r in daily:
-        by_variant.setdefault(r["variant"], {})[str(r["day"])] = (int(r["users"]), int(r["conversions"] or 0))
+        by_variant.setdefault(r["variant"], {})[_day(r["day"])] = (int(r["users"]), int(r["conversions"] or 0))
     days = sorted({d for v in by_variant.values() for d in v})
     fig = Figure(figsize=(6.4, 3.4))
     ax = fig.add_subplot()
@@ -59,7 +73,7 @@ def conversion_plot(daily: list[dict], control: str) -> str:
     ax.set_ylabel("conversion rate")
     ax.set_xlabel("day of first exposure (dotted: that day's users only)")
     ax.set_title("Conversion over time", fontsize=10)
-    ax.tick_params(axis="x", rotation=45, labelsize=7)
+    _date_axis(ax, days)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _png(fig)
@@ -140,12 +154,12 @@ def sequential_plot(comparisons: dict, alpha: float) -> str | None:
     fig = Figure(figsize=(6.4, 3.2))
     ax = fig.add_subplot()
     for name, seq in paths.items():
-        ax.plot(seq["days"], seq["p_values"], marker="o", label=name)
+        ax.plot([_day(d) for d in seq["days"]], seq["p_values"], marker="o", label=name)
     ax.axhline(alpha, color="#c62828", linestyle="--", linewidth=1, label=f"alpha = {alpha:g}")
     ax.set_yscale("log")
     ax.set_ylabel("always-valid p-value")
     ax.set_title("Sequential test (mSPRT): safe to look every day", fontsize=10)
-    ax.tick_params(axis="x", rotation=45, labelsize=7)
+    _date_axis(ax, sorted({_day(d) for seq in paths.values() for d in seq["days"]}))
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _png(fig)

@@ -360,7 +360,7 @@ def run(config: ClickmlConfig, spark: SparkSession, experiment_id: str, as_of: d
     first, metrics, as_of, end_day = user_metrics(config, lake, experiment_id, spec, as_of)
     log.info("analyze %s (%s) as of %s: exposures up to %s, window %sh, pre-period %sd", experiment_id, spec.kind,
              as_of, end_day, spec.attribution_window_hours, spec.pre_period_days)
-    metrics = metrics.persist()
+    first, metrics = first.persist(), metrics.persist()  # first: read by the metrics and by the versions
     try:
         # Bounded: variants rows; days x variants rows; variants x versions rows.
         aggregates = [r.asDict() for r in analyze.variant_aggregates(metrics).collect()]
@@ -368,6 +368,7 @@ def run(config: ClickmlConfig, spark: SparkSession, experiment_id: str, as_of: d
         versions = served_versions(first)
     finally:
         metrics.unpersist()
+        first.unpersist()
     try:
         summary = analyze.summarize(experiment_id, spec, aggregates, daily)
     except ExperimentStatsError as exc:
