@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # full pipeline runs with training: minutes (see the report)
+# Whole pipeline runs with training: ~15 min the drift run, ~12 min each seed without drift on the
+# 2 shared cores under load (2026-12-06); past the suite's 900 s timeout.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 _PATH = Path(__file__).resolve().parents[3] / "benchmarks" / "drift_detection.py"
 
