@@ -82,7 +82,13 @@ def update(config: ClickmlConfig, spark: SparkSession, experiment_id: str, clien
     counts, cutoff = observed_counts(config, spark, experiment_id)
     weights = bandit_weights(spec, counts)
     prefix = config.serving.key_prefix
-    publish_bandit_weights(client or connect(config.serving.redis_url), prefix, experiment_id, weights, counts)
+    import redis
+
+    try:
+        publish_bandit_weights(client or connect(config.serving.redis_url), prefix, experiment_id, weights, counts)
+    except redis.RedisError as exc:  # the URL may hold a password: named by its key, not printed
+        raise ExperimentError(f"bandit {experiment_id}: cannot publish the weights {weights} to Redis "
+                              f"(serving.redis_url): {exc}") from exc
     result = BanditUpdate(experiment_id, counts, weights, cutoff, bandit_key(prefix, experiment_id), time.time() - started)
     log.info("%s", result.report())
     return result

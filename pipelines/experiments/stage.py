@@ -48,6 +48,8 @@ CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous_champion"
 """Alias the replaced champion gets when an experiment promotes its winner."""
 PROMOTION_TAG = "experiment_promotion"
+UNKNOWN_VERSION = "unknown"
+"""The served model version of exposures that carry none."""
 RESULTS_SCHEMA = T.StructType([
     T.StructField("experiment_id", T.StringType()),
     T.StructField("as_of_date", T.DateType()),
@@ -251,6 +253,7 @@ def promote_winner(config: ClickmlConfig, spec: ExperimentSpec, result: Analysis
     """Move `champion` to the version the winning variant served; the old champion becomes
     `previous_champion`. Logs and tags the version with the experiment's evidence."""
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     from pipelines.train.tracking import configure
 
@@ -262,17 +265,23 @@ def promote_winner(config: ClickmlConfig, spec: ExperimentSpec, result: Analysis
     job = config.training.jobs[spec.job]
     name = job.registry.name
     promotion.model_name = name
-    served = sorted(v for v in versions.get(winner, {}) if v not in (None, ""))
-    if len(served) != 1:
+    served = sorted(versions.get(winner, {}))
+    if len(served) != 1 or served[0] == UNKNOWN_VERSION:
+        why = ("its alias moved during the experiment" if len(served) > 1
+               else "the exposures do not say which model version served it")
         promotion.reason = (f"nothing promoted: variant {winner} was served by model versions "
-                            f"{', '.join(served) or 'none recorded'} (its alias moved during the experiment); move the alias by hand")
+                            f"{', '.join(served) or 'none recorded'} ({why}); move the alias by hand")
         log.warning("experiment %s: %s", result.experiment_id, promotion.reason)
         return promotion
     version = served[0]
     promotion.version = version
     configure(config)
     client = MlflowClient()
-    client.get_model_version(name, version)  # fails (naming it) when the served version is not registered
+    try:
+        client.get_model_version(name, version)
+    except MlflowException as exc:
+        raise ExperimentError(f"experiment {result.experiment_id}: variant {winner} was served {name} v{version}, "
+                              f"which the registry does not have ({str(exc).splitlines()[0]}); nothing promoted") from exc
     champion = _champion(client, name)
     if champion is not None and str(champion.version) == version:
         promotion.reason = f"{name} v{version} is already the champion"
@@ -341,10 +350,12 @@ def user_metrics(config: ClickmlConfig, lake: Lake, experiment_id: str, spec: Ex
 
 
 def served_versions(first: DataFrame) -> dict[str, dict[str, int]]:
-    """variant -> {model version: users first exposed to it} (bounded: variants x versions)."""
+    """variant -> {model version (`unknown` when the exposure has none): users first exposed to it}
+    (bounded: variants x versions)."""
     out: dict[str, dict[str, int]] = {}
     for r in first.groupBy("variant", "model_version").count().collect():
-        out.setdefault(r["variant"], {})[str(r["model_version"])] = int(r["count"])
+        version = UNKNOWN_VERSION if r["model_version"] in (None, "") else str(r["model_version"])
+        out.setdefault(r["variant"], {})[version] = int(r["count"])
     return out
 
 
