@@ -215,3 +215,16 @@ def test_bandit_weights_follow_the_conversions_into_redis(spark, experiment_lake
     assert read_bandit_weights(client, config.serving.key_prefix, "exp3") == pytest.approx(result.weights)
     stored = json.loads(client.get(bandit_key(config.serving.key_prefix, "exp3")))
     assert stored["counts"] == {"a": [200, 20], "b": [200, 50]}
+
+
+def test_a_winner_served_by_several_versions_is_not_promoted(experiment_lake):
+    from types import SimpleNamespace
+
+    spec = experiment_lake.experiments["exp1"]
+    result = SimpleNamespace(experiment_id="exp1", winner="treatment", as_of=START.date(), summary={})
+    moved = stage.promote_winner(experiment_lake, spec, result, {"treatment": {"2": 250, "3": 50}})
+    assert not moved.promoted and "served by model versions 2, 3 (its alias moved" in moved.reason
+    blind = stage.promote_winner(experiment_lake, spec, result, {"treatment": {stage.UNKNOWN_VERSION: 300}})
+    assert not blind.promoted and "do not say which model version" in blind.reason
+    none = stage.promote_winner(experiment_lake, spec, SimpleNamespace(experiment_id="exp1", winner=None), {})
+    assert none.requested and not none.promoted and none.reason == "nothing promoted: no winner"
