@@ -392,7 +392,8 @@ def run(config: ClickmlConfig, spark: SparkSession, experiment_id: str, as_of: d
     if do_promote:
         result.promotion = promote_winner(config, spec, result, versions)
     else:
-        result.promotion = Promotion(requested=False, reason="promotion off (decision.promote: false)")
+        why = f"experiments.{experiment_id}.decision.promote: false" if promote is None else "the run's promote flag is off"
+        result.promotion = Promotion(requested=False, reason=f"registry untouched ({why})")
     analyzed_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     rows = result_rows(result, versions, analyzed_at)
     frame = spark.createDataFrame(rows, RESULTS_SCHEMA)
