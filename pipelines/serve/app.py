@@ -363,6 +363,9 @@ def build_state(config: ClickmlConfig, reload_seconds: float = DEFAULT_RELOAD_SE
         raise ServingError("no experiments configured: add an `experiments:` section (see docs/serving.md)")
     store = store or OnlineStore(config.serving)
     if models is None:
+        from pipelines.train.tracking import configure
+
+        configure(config)  # the registry the variants are resolved in
         models = ModelSet(config)
         models.load_all()
     exposures = exposures if exposures is not None else ExposureLog.for_source(config)
@@ -374,7 +377,21 @@ def run(config: ClickmlConfig, host: str | None = None, port: int | None = None,
     """`clickml serve`: load everything, then answer on host:port until stopped (SIGTERM/SIGINT)."""
     import uvicorn
 
+    class Server(uvicorn.Server):
+        """uvicorn's server, except that a SIGTERM / SIGINT after the graceful shutdown (open requests
+        answered, exposures published) ends the process with 0: uvicorn re-raises the signal."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    if self._captured_signals:
+                        log.info("clickml serve: stopped by signal %s", ", ".join(map(str, self._captured_signals)))
+                    self._captured_signals.clear()
+
     state = build_state(config, reload_seconds)
     host, port = host or config.serving.host, port or config.serving.port
     log.info("clickml serve on http://%s:%d (%d experiment(s))", host, port, len(state.routers))
-    uvicorn.run(create_app(state), host=host, port=port, log_level="info")
+    Server(uvicorn.Config(create_app(state), host=host, port=port, log_level="info")).run()

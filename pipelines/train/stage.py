@@ -27,7 +27,7 @@ from pipelines.train.errors import TrainingError
 from pipelines.train.promotion import Decision, base_rate_check, promote_group, register, register_and_promote
 from pipelines.train.scoring import SCORE, load_model, score
 from pipelines.train.supervised import Fitted
-from pipelines.train.tracking import Tracking, configure, git_commit
+from pipelines.train.tracking import Tracking, configure, git_commit, log_inprocess_export
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +222,8 @@ def _train_one(config: ClickmlConfig, spark: SparkSession, job_name: str, job: T
         model_uri = _log_model(spark, job, fitted, dataset)
         decision = None
         if job.registry is not None:
+            # before registering: a new version has its export when a model server resolves it
+            log_inprocess_export(fitted.model, job.task, f"{job_name}/{model_name}", dataset.splits.get("test"))
             gate = _prediction_gate(config, job, fitted, dataset)
             if promote:
                 decision = register_and_promote(job.registry, model_uri, metrics, gate,
