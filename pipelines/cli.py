@@ -3,7 +3,7 @@
     clickml [--profile P] [--conf-dir D] [--set KEY=VALUE ...] COMMAND ...
 
 Commands: demo, generate, ingest, produce, silver, features build|list, training-sets, validate, train, promote, score,
-materialize, serve, monitor, config show, lake history|show|files|vacuum.
+materialize, serve, monitor, experiment analyze|update-bandit, config show, lake history|show|files|vacuum.
 """
 
 from __future__ import annotations
@@ -105,6 +105,18 @@ def _parser() -> argparse.ArgumentParser:
     monitor.add_argument("--as-of", dest="as_of", type=_date, help="scored as-of date (default: the latest scored)")
     monitor.add_argument("--version", help="model version (default: the one scored as champion that day)")
 
+    experiment = commands.add_parser("experiment", help="online experiments: analyse a look, update a bandit's weights")
+    experiment_sub = experiment.add_subparsers(dest="experiment_command", required=True)
+    analyze = experiment_sub.add_parser(
+        "analyze", help="exposures + silver events -> experiments.results, an HTML report and the decision rule")
+    analyze.add_argument("experiment", help="experiment id (experiments:)")
+    analyze.add_argument("--as-of", dest="as_of", type=_date,
+                         help="analyse the exposures up to this date (default: the last day with exposures)")
+    analyze.add_argument("--promote", action=argparse.BooleanOptionalAction, default=None,
+                         help="move the champion alias to a winner (default: the experiment's decision.promote)")
+    update_bandit = experiment_sub.add_parser("update-bandit", help="a bandit's arm weights from observed conversions -> Redis")
+    update_bandit.add_argument("experiment", help="experiment id (experiments:, kind bandit)")
+
     config_cmd = commands.add_parser("config", help="inspect the resolved configuration")
     config_sub = config_cmd.add_subparsers(dest="config_command", required=True)
     config_sub.add_parser("show", help="print the resolved configuration as JSON (secrets masked)")
@@ -144,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": _demo, "generate": _generate, "ingest": _ingest, "produce": _produce, "silver": _silver,
         "features": _features,
         "training-sets": _training_sets, "validate": _validate, "train": _train, "promote": _promote, "score": _score,
-        "materialize": _materialize, "serve": _serve, "monitor": _monitor,
+        "materialize": _materialize, "serve": _serve, "monitor": _monitor, "experiment": _experiment,
         "config": _config, "lake": _lake,
     }[args.command]
     from pipelines.features.stage import FeaturesError
@@ -357,6 +369,20 @@ def _serve(config: ClickmlConfig, args: argparse.Namespace) -> int:
     except (app.ServingError, OnlineStoreError, ValueError) as exc:
         print(f"clickml: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _experiment(config: ClickmlConfig, args: argparse.Namespace) -> int:
+    if args.experiment_command == "update-bandit":
+        from pipelines.experiments import bandit
+
+        print(bandit.update(config, _spark(config), args.experiment).report())
+        return 0
+    from pipelines.experiments import stage
+
+    result = stage.run(config, _spark(config), args.experiment, as_of=args.as_of, promote=args.promote)
+    print(result.report())
+    print(f"report: {result.report_path}")
     return 0
 
 

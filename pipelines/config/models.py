@@ -81,6 +81,8 @@ class TablesConfig(Section):
     """Deduplicated events with rebuilt sessions, bots removed, partitioned by event_date."""
     silver_sessions: str = "silver.sessions"
     """One row per rebuilt session, partitioned by session_date (the date it starts)."""
+    experiment_results: str = "experiments.results"
+    """`clickml experiment analyze`: one row per experiment, as-of date (look), variant, metric and statistic."""
     silver_exposures: str = "silver.exposures"
     """The model server's exposure events (experiment, variant, user, request, model version),
     deduplicated, bot users removed, partitioned by event_date (`pipelines/silver/stage.py`)."""

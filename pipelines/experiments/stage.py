@@ -14,7 +14,7 @@ online experiment, written to the lake, reported, and (when configured) acted on
    champion gets the alias `previous_champion` (one alias move rolls back); other aliases
    (`challenger`, ...) stay where they are. Never when the SRM check flags the split, never when
    the winning variant was served by more than one model version (its alias moved mid-experiment).
-5. Rows to `RESULTS_TABLE` (long format, partitioned by (experiment_id, as_of_date)); a rerun of
+5. Rows to `tables.experiment_results` (long format, partitioned by (experiment_id, as_of_date)); a rerun of
    the same look replaces its partition, earlier looks stay: the table is the history of the daily
    looks. The HTML report (`pipelines.experiments.report`) goes beside the Data Docs and into an
    MLflow run.
@@ -41,7 +41,6 @@ from pipelines.train.errors import TrainError
 
 log = logging.getLogger(__name__)
 
-RESULTS_TABLE = "experiments.results"
 """The results table. TODO: `TablesConfig.experiment_results` in pipelines/config/models.py (not ours to edit yet)."""
 PARTITIONS = ["experiment_id", "as_of_date"]
 CHAMPION = "champion"
@@ -67,8 +66,8 @@ class ExperimentError(TrainError):
 
 
 def results_table(config: ClickmlConfig) -> str:
-    """The results table: `tables.experiment_results` once the config has it, else `RESULTS_TABLE`."""
-    return getattr(config.tables, "experiment_results", RESULTS_TABLE)
+    """The results table (`tables.experiment_results`, default `experiments.results`)."""
+    return config.tables.experiment_results
 
 
 @dataclass
