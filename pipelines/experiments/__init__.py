@@ -1,46 +1,6 @@
 """Online experiment analysis: statistics on per-variant aggregates (`stats`, pure numpy / scipy,
 also used by the model server's bandit), the Spark transforms that produce those aggregates
-(`analyze`, imported on its own so the server does not need Spark) and the simulation that checks
-the statistics (`simulate`). See docs/experiments.md."""
-
-from pipelines.experiments.stats import (
-    BetaBinomialResult,
-    CupedResult,
-    ExperimentStatsError,
-    Moments,
-    Proportion,
-    ProportionTestResult,
-    SequentialLook,
-    SequentialPath,
-    SrmResult,
-    WelchResult,
-    beta_binomial,
-    cuped_test,
-    msprt,
-    msprt_path,
-    proportion_test,
-    sample_ratio_mismatch,
-    thompson_weights,
-    welch_test,
-)
-
-__all__ = [
-    "BetaBinomialResult",
-    "CupedResult",
-    "ExperimentStatsError",
-    "Moments",
-    "Proportion",
-    "ProportionTestResult",
-    "SequentialLook",
-    "SequentialPath",
-    "SrmResult",
-    "WelchResult",
-    "beta_binomial",
-    "cuped_test",
-    "msprt",
-    "msprt_path",
-    "proportion_test",
-    "sample_ratio_mismatch",
-    "thompson_weights",
-    "welch_test",
-]
+(`analyze`, imported on its own so the server does not need Spark), one look at an experiment
+(`stage`: results table, decision rule, alias move; `report`: its HTML page), the bandit's
+reweighting (`bandit`) and the simulation that checks the statistics (`simulate`).
+See docs/experiments.md."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import free_ports
+from tests.processes import free_ports, stop_process
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
@@ -71,17 +71,6 @@ def _wait_for_ping(server: subprocess.Popen, url: str, log_path: Path, timeout: 
         time.sleep(0.05)
 
 
-def _stop(server: subprocess.Popen) -> None:
-    if server.poll() is not None:
-        return
-    server.terminate()
-    try:
-        server.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait(timeout=STOP_TIMEOUT_S)
-
-
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     """A redis-server on a free port of 127.0.0.1 (no RDB, no AOF) for the module or session."""
@@ -103,4 +92,4 @@ def redis_server(tmp_path_factory):
             pytest.fail(str(exc))
         yield info
     finally:
-        _stop(server)
+        stop_process(server, STOP_TIMEOUT_S)

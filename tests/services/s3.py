@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import free_ports
+from tests.processes import free_ports, stop_process
 
 BOOTSTRAP_KEY = "testing"
 """moto's open-door credentials, used only to create the IAM user before authentication is on."""
@@ -135,17 +135,6 @@ def _enable_authentication(endpoint: str) -> tuple[str, str]:
     return key["AccessKeyId"], key["SecretAccessKey"]
 
 
-def _stop(server: subprocess.Popen) -> None:
-    if server.poll() is not None:
-        return
-    server.terminate()
-    try:
-        server.wait(timeout=STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait(timeout=STOP_TIMEOUT_S)
-
-
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """A moto S3 server on a free port of 127.0.0.1 for the whole test session."""
@@ -169,7 +158,7 @@ def s3_server(tmp_path_factory):
             access_key_id, secret_access_key = _enable_authentication(endpoint)
             yield S3Server(endpoint, access_key_id, secret_access_key, log_path)
         finally:
-            _stop(server)
+            stop_process(server, STOP_TIMEOUT_S)
 
 
 @pytest.fixture
