@@ -37,6 +37,7 @@ class TimeoutsConfig(Section):
     score: float = Field(default=60.0, gt=0)
     monitor: float = Field(default=60.0, gt=0)
     materialize: float = Field(default=60.0, gt=0)
+    experiment: float = Field(default=60.0, gt=0)
     """Great Expectations gates."""
     train: float = Field(default=240.0, gt=0)
     dagrun_hours: float = Field(default=12.0, gt=0)
@@ -161,6 +162,18 @@ class MonitoringDagConfig(Section):
     (`jobs/materialize.py`, Redis at `serving.redis_url`) for `clickml serve`."""
 
 
+class ExperimentsDagConfig(Section):
+    """The online-experiments DAG (built only when `experiments:` has entries): per experiment, a
+    daily look (`jobs/analyze_experiment.py`: results, report, decision rule); a bandit's arm
+    weights recomputed from observed conversions and published to the model servers."""
+
+    dag_id: str = "online_experiments"
+    cron: str = "0 4 * * *"
+    """Cron (UTC) of the analysis; 04:00 runs after the ETL has built the day's silver tables."""
+    bandit_cron: str = "15 * * * *"
+    """Cron (UTC) of the bandit reweighting (a DAG of its own, `<dag_id>_bandits`, when a bandit exists)."""
+
+
 class OrchestrationConfig(Section):
     """The Airflow DAGs: schedules, retries, timeouts, how Spark jobs are submitted."""
 
@@ -185,3 +198,4 @@ class OrchestrationConfig(Section):
     etl: EtlDagConfig = Field(default_factory=EtlDagConfig)
     training: TrainingDagConfig = Field(default_factory=TrainingDagConfig)
     monitoring: MonitoringDagConfig = Field(default_factory=MonitoringDagConfig)
+    experiments: ExperimentsDagConfig = Field(default_factory=ExperimentsDagConfig)

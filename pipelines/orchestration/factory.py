@@ -24,7 +24,7 @@ from pipelines.orchestration.intervals import template as interval_template
 from pipelines.orchestration.settings import DagSettings, load_dag_settings
 from pipelines.orchestration.submit import spark_job
 
-DagKind = Literal["ingest", "etl", "training", "monitoring"]
+DagKind = Literal["ingest", "etl", "training", "monitoring", "experiments", "bandits"]
 
 BRONZE_GATED = ("bronze.events", "bronze.quarantine", "bronze.ingest_audit")
 SILVER_GATED = ("silver.events", "silver.sessions")
@@ -436,8 +436,47 @@ def build_monitoring_dag(settings: DagSettings):
     return dag
 
 
+def build_experiments_dag(settings: DagSettings):
+    """Daily: one look at every configured experiment (None when no experiment is configured)."""
+    config = settings.config
+    dag_config, timeouts = config.orchestration.experiments, config.orchestration.timeouts
+    if not config.experiments:
+        return None
+    doc = (f"### Online experiments (`{dag_config.cron}`, UTC)\n\n"
+           "Per experiment: `analyze` (`jobs/analyze_experiment.py ID`: exposures of `silver.exposures` joined with the "
+           f"users' later events -> `{config.tables.experiment_results}`, an HTML report, and the decision rule, which "
+           "moves the champion alias when the experiment's `decision.promote` is on). Experiments: "
+           + ", ".join(f"`{e}` ({s.kind})" for e, s in config.experiments.items()) + ".")
+    with _dag(settings, dag_config.dag_id, _cron(dag_config.cron), False, doc, "a daily look at every experiment") as dag:
+        for experiment_id in config.experiments:
+            spark_job(settings, f"analyze_{experiment_id}", "analyze_experiment", [experiment_id],
+                      timeout_minutes=timeouts.experiment,
+                      doc_md=f"`spark-submit jobs/analyze_experiment.py {experiment_id}`: one look, results and report.")
+    return dag
+
+
+def build_bandits_dag(settings: DagSettings):
+    """On `bandit_cron`: every bandit's arm weights from observed conversions to Redis (None without bandits)."""
+    config = settings.config
+    dag_config, timeouts = config.orchestration.experiments, config.orchestration.timeouts
+    bandits = [e for e, s in config.experiments.items() if s.kind == "bandit"]
+    if not bandits:
+        return None
+    doc = (f"### Bandit reweighting (`{dag_config.bandit_cron}`, UTC)\n\n"
+           "Per bandit experiment: `jobs/analyze_experiment.py ID --update-bandit` recomputes the Thompson-sampling "
+           "weights from the exposed users' conversions and publishes them in Redis, where every model server "
+           "picks them up within `bandit.refresh_minutes`. Bandits: " + ", ".join(f"`{b}`" for b in bandits) + ".")
+    with _dag(settings, f"{dag_config.dag_id}_bandits", _cron(dag_config.bandit_cron), False, doc,
+              "bandit arm weights from observed conversions") as dag:
+        for experiment_id in bandits:
+            spark_job(settings, f"update_bandit_{experiment_id}", "analyze_experiment", [experiment_id, "--update-bandit"],
+                      timeout_minutes=timeouts.experiment,
+                      doc_md=f"`spark-submit jobs/analyze_experiment.py {experiment_id} --update-bandit`.")
+    return dag
+
+
 BUILDERS = {"ingest": build_ingest_dag, "etl": build_etl_dag, "training": build_training_dag,
-            "monitoring": build_monitoring_dag}
+            "monitoring": build_monitoring_dag, "experiments": build_experiments_dag, "bandits": build_bandits_dag}
 
 
 def build_dag(kind: DagKind, settings: DagSettings | None = None):
@@ -449,4 +488,4 @@ def build_dags(settings: DagSettings | None = None) -> dict[str, Any]:
     """All DAGs by dag_id."""
     settings = settings or load_dag_settings()
     dags = [builder(settings) for builder in BUILDERS.values()]
-    return {dag.dag_id: dag for dag in dags}
+    return {dag.dag_id: dag for dag in dags if dag is not None}  # the experiments DAGs need experiments

@@ -256,3 +256,21 @@ def test_the_drift_check_reads_the_latest_alerts_of_the_job(tmp_path):
     write_deltalake(str(tmp_path / "lakehouse" / "monitor" / "drift"), pa.Table.from_pylist([dict(zip(names, r)) for r in rows]))
     assert drift_alert_reason(config, "propensity") == "drift alert for propensity v3 as of 2024-01-10: score (ks)"
     assert drift_alert_reason(config, "nobody") is None
+
+
+def test_experiment_dags_exist_only_with_experiments_and_bandits(dag_settings):
+    assert not {"online_experiments", "online_experiments_bandits"} & set(build_dags(dag_settings()))
+    experiments = []
+    for name, kind in (("ab", "ab"), ("explore", "bandit")):
+        experiments += [f"experiments.{name}.job=propensity", f"experiments.{name}.kind={kind}",
+                        f"experiments.{name}.variants.control.alias=champion",
+                        f"experiments.{name}.variants.treatment.alias=challenger"]
+    dags = build_dags(dag_settings(*experiments))
+    daily = dags["online_experiments"]
+    assert daily.timetable.expression == "0 4 * * *"
+    assert set(daily.task_ids) == {"analyze_ab", "analyze_explore"}
+    analyze = daily.get_task("analyze_ab")
+    assert analyze.application.endswith("/jobs/analyze_experiment.py") and "ab" in analyze.application_args
+    bandits = dags["online_experiments_bandits"]
+    assert bandits.timetable.expression == "15 * * * *" and set(bandits.task_ids) == {"update_bandit_explore"}
+    assert "--update-bandit" in bandits.get_task("update_bandit_explore").application_args
