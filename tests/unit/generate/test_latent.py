@@ -43,6 +43,24 @@ def test_purchase_logit_matches_the_documented_formula(spark):
     assert got == pytest.approx(expected)
 
 
+def test_drifted_device_effects_replace_the_device_effect_after_the_drift_day_only(spark):
+    config = GeneratorConfig.model_validate({
+        "start_date": "2024-01-01",
+        "purchase": {"intercept": -2.0, "propensity_weight": 1.0, "device_effects": {"mobile": -0.5, "desktop": 0.2},
+                     "referrer_effects": {}},
+        "drift": {"start_date": "2024-01-05", "device_effects": {"mobile": 0.6}},
+    })
+    rows = [(0.0, "mobile", "ads", False), (0.0, "mobile", "ads", True), (0.0, "desktop", "ads", False),
+            (0.0, "desktop", "ads", True)]
+    df = spark.createDataFrame(rows, "z double, device string, referrer string, after boolean")
+    got = [r.l for r in df.select(latent.purchase_logit(F.col("z"), F.col("device"), F.col("referrer"), F.col("after"),
+                                                        config=config).alias("l")).collect()]
+    # before the drift the configured effects; after it the drifted map replaces them (desktop: none -> 0)
+    assert got == pytest.approx([-2.5, -1.4, -1.8, -2.0])
+    undrifted = config.model_copy(update={"drift": config.drift.model_copy(update={"device_effects": None})})
+    assert latent.expected_session_auc(config, samples=20_000) != latent.expected_session_auc(undrifted, samples=20_000)
+
+
 def test_weighted_auc_equals_sklearn_for_hard_labels_with_ties():
     rng = np.random.default_rng(0)
     scores = np.round(rng.random(500), 1)  # many ties
