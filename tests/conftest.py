@@ -55,49 +55,28 @@ def spark(tmp_path_factory):
     session.stop()
 
 
-# Under pytest-xdist (`make test` / `make test-fast` run two workers), tests are dealt out in
-# groups (--dist loadgroup). A module is one group, so its module-scoped fixtures (generated data,
-# a trained model) are built once; modules that share a costly session fixture form one group, so
-# that fixture is built on one worker only. Groups go out longest first (--no-loadscope-reorder
-# keeps this order), so a long end-to-end run never starts last while the other worker idles.
-SHARED_SESSION_FIXTURES = ("tiny_pipeline_on_disk", "kafka", "hdfs")  # redis-server starts in ms: one per worker
-GROUP_COST = {"e2e": 300, "slow": 60}  # rough seconds per test, only to order the groups
-
-
-def xdist_groups(items) -> dict[str, str]:
-    """Module path -> group name: modules joined through the session fixtures they use."""
-    parent: dict[str, str] = {}
-
-    def find(node: str) -> str:
-        while parent.setdefault(node, node) != node:
-            node = parent[node]
-        return node
-
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        for name in SHARED_SESSION_FIXTURES:
-            if name in getattr(item, "fixturenames", ()):
-                parent[find(module)] = find(f"fixture:{name}")
-    return {item.nodeid.split("::")[0]: find(item.nodeid.split("::")[0]) for item in items}
+# Under pytest-xdist (`make test TEST_WORKERS=2`: --dist loadfile), a test module runs on one
+# worker, so its module-scoped fixtures are built once; modules go out longest first
+# (--no-loadscope-reorder keeps this order), so a long end-to-end run does not start last while
+# the other worker idles. (--dist loadgroup cannot group modules here: pytest 9 derives
+# `Item.nodeid` from its structured id, so pytest-xdist 3.8's `@group` suffix on `_nodeid` is
+# lost and every test became its own group, splitting modules and their fixtures across workers.)
+MODULE_COST = {"e2e": 300, "slow": 60}  # rough seconds per test, only to order the modules
 
 
 def item_cost(item) -> int:
-    return max([GROUP_COST[m] for m in GROUP_COST if item.get_closest_marker(m)] or [1])
+    return max([MODULE_COST[m] for m in MODULE_COST if item.get_closest_marker(m)] or [1])
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """On an xdist worker: mark each test with its group and order the groups by cost."""
+    """On an xdist worker: modules ordered by their estimated cost (collection order within)."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
-    groups = xdist_groups(items)
     cost: dict[str, int] = defaultdict(int)
     for item in items:
-        group = groups[item.nodeid.split("::")[0]]
-        item.add_marker(pytest.mark.xdist_group(group))
-        cost[group] += item_cost(item)
-    # stable: within a group, collection order stays
-    items.sort(key=lambda item: -cost[groups[item.nodeid.split("::")[0]]])
+        cost[item.nodeid.split("::")[0]] += item_cost(item)
+    items.sort(key=lambda item: -cost[item.nodeid.split("::")[0]])  # stable
 
 
 @pytest.fixture

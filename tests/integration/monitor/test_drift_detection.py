@@ -1,7 +1,7 @@
 """Proof on known drift (issue 18, item 6), the short form of `benchmarks/drift_detection.py`: the
 same runs (generate -> ... -> train lr -> score -> monitor, in the session's Spark), one with drift
 in one driver (the device: more mobile sessions, which now convert better) from DRIFT_DAY, and
-two seeds without drift. The benchmark runs 20 seeds and reports the rates."""
+one seed without drift. The benchmark runs 20 seeds and reports the rates."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_drift_in_one_driver_alerts_on_its_features_the_first_day_and_retraining
     assert result.promoted  # the promotion gate (on post-drift evaluation data) takes the retrained model
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1])  # one seed here (a whole pipeline run each); the benchmark runs 20
 def test_no_drift_no_alert(spark, tmp_path, seed):
     result = bench.run_once(spark, tmp_path, seed=seed, users=2000, drift=False, dates=[FIRST_DRIFTED])
     assert result.rows[FIRST_DRIFTED] > 1000  # enough scored users for the default thresholds (see docs/scoring.md)

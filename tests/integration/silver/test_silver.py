@@ -65,14 +65,14 @@ def write_bronze_batch(spark, lake, config, batch_id, rows):
     """Hand-made bronze rows (event id, time, user) and their audit row, as an ingest batch."""
     bronze = spark.createDataFrame(
         [
-            (eid, ts, "product_view", user, "c1", "p1", None, None, 1.0, "USD", "desktop", "direct", "FR", "test",
-             "file:/x", 1, batch_id, ts, ts.date())
+            (eid, ts, "product_view", user, "c1", "p1", None, None, 1.0, "USD", "desktop", "direct", "FR", None, None,
+             None, "test", "file:/x", 1, batch_id, ts, ts.date())
             for eid, ts, user in rows
         ],
         "event_id string, event_time timestamp, event_type string, user_id string, session_id string, "
         "product_id string, category string, brand string, price double, currency string, device string, "
-        "referrer string, country string, source string, source_file string, source_line long, batch_id string, "
-        "ingested_at timestamp, event_date date",
+        "referrer string, country string, experiment_id string, variant string, model_version string, "
+        "source string, source_file string, source_line long, batch_id string, ingested_at timestamp, event_date date",
     ).select(*BRONZE_COLUMNS)
     lake.write(bronze, config.tables.bronze_events, partition_by=["event_date"])
     audit = {name: None for name in AUDIT_SCHEMA.fieldNames()}
