@@ -17,6 +17,7 @@ a 500; a bad request is a 4xx with a reason.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import threading
 import time
@@ -246,7 +247,7 @@ class ServerState:
             except Exception as exc:  # noqa: BLE001 - a failing shadow never fails the answer
                 log.error("shadow %s/%s v%s failed for request %s: %s", eid, name, shadow.version, request_id, exc)
         if self.exposures is not None:
-            now = _now()
+            now = dt.datetime.now(dt.timezone.utc)
             rows = [Exposure(eid, decision.variant, body.user_id, request_id, served.version, now, body.session_id)]
             rows += [Exposure(eid, s["variant"], body.user_id, f"{request_id}.{s['variant']}", s["model_version"], now,
                               body.session_id) for s in shadows]
@@ -259,12 +260,6 @@ class ServerState:
             "features_as_of": as_of.isoformat() if as_of else None,
             "shadow": shadows,
         }
-
-
-def _now():
-    import datetime as dt
-
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def create_app(state: ServerState) -> FastAPI:
