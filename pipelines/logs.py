@@ -20,6 +20,23 @@ QUIET = ("py4j", "urllib3", "botocore", "s3transfer", "git", "alembic")
 """Libraries whose INFO lines are noise even in the log file."""
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a line is logged. A handler that kept the stream it
+    was created with writes to a closed file once that stream is replaced and closed (pytest's
+    capture does this between tests; so can an embedding application)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ / setStream: always the current stderr
+        pass
+
+
 class _ConsoleFilter(logging.Filter):
     """Console: `pipelines.*` at the configured level, everything else from WARNING."""
 
@@ -33,7 +50,7 @@ def configure_logging(level: str = "INFO", file: str | Path | None = None) -> No
     root = logging.getLogger()
     console = next((h for h in root.handlers if getattr(h, "_clickml", None) == "console"), None)
     if console is None:
-        console = logging.StreamHandler(sys.stderr)
+        console = _StderrHandler()
         console.setFormatter(logging.Formatter(FORMAT, "%H:%M:%S"))
         console.addFilter(_ConsoleFilter())
         console._clickml = "console"  # type: ignore[attr-defined]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,20 @@ def test_the_console_shows_clickml_and_warnings_the_file_everything(fresh_root, 
     configure_logging("INFO", tmp_path / "logs" / "second.log")
     assert sum(getattr(h, "_clickml", None) == "console" for h in fresh_root.handlers) == 1
     assert sum(getattr(h, "_clickml", None) == "file" for h in fresh_root.handlers) == 1
+
+
+def test_the_console_follows_a_replaced_stderr(fresh_root, monkeypatch):
+    """Regression: the handler kept the stderr of its creation and, once pytest's capture had
+    closed that stream, every later line gave "--- Logging error --- I/O operation on closed file"."""
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    configure_logging("INFO")
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    monkeypatch.setattr(logging, "raiseExceptions", True)
+    logging.getLogger("pipelines.demo").info("after the swap")
+    assert "after the swap" in second.getvalue() and "Logging error" not in second.getvalue()
 
 
 def test_log_file_names_the_command_time_and_process():

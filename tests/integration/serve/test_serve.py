@@ -25,6 +25,7 @@ from pipelines.serve import materialize
 from pipelines.serve.app import build_state, create_app
 from pipelines.serve.exposures import ExposureLog
 from pipelines.train.scoring import load_model, score
+from pipelines.train.tracking import configure
 from tests.conftest import REPO_ROOT
 from tests.processes import free_ports
 
@@ -57,6 +58,7 @@ def test_online_answers_equal_the_batch_scores_of_the_registered_model(served, s
     latest = available_as_of_dates(config, lake)[-1]
     frame = propensity_frame(config, lake, latest)
     users = sorted(r["user_id"] for r in frame.select(F.col("user_id").cast("string").alias("user_id")).limit(8).collect())
+    configure(config)  # the shared pipeline's registry: the process-wide tracking URI is whatever the last test set
     batch = {str(r["user_id"]): r["score"] for r in score(load_model("models:/clickml-propensity/1"), frame)
              .where(F.col("user_id").cast("string").isin(users)).select("user_id", "score").collect()}  # 8 rows
     exposures = ExposureLog(pafs.LocalFileSystem(), str(tmp_path / "clickstream"))
