@@ -161,12 +161,14 @@ def reference_profile(config: ClickmlConfig, version: str) -> str:
 def null_simulation(profile_json: str, sizes: list[tuple[int, int]], draws: int = 200, seed: int = 0) -> list[str]:
     """Without drift, how often the default thresholds alert at a sample size: reference and current
     cells drawn (multinomial) from the same distribution - the reference profile's cell proportions,
-    feature by feature - judged by the monitor's own PSI / chi-square / JS and thresholds
-    (`pipelines.monitor.drift`, `judge`). KS is left out (its p-value gate keeps it quiet)."""
+    feature by feature - judged by the monitor's own PSI / chi-square / JS, thresholds and rule
+    (`pipelines.monitor.drift`, `judge`: PSI and JS count when their cells' chi-square is
+    significant). KS is left out (its p-value gate keeps it quiet)."""
     import numpy as np
 
     from pipelines.config.monitoring import DriftThresholds
-    from pipelines.monitor.drift import chi_square, js_distance, psi
+    from pipelines.monitor.drift import DriftStat, chi_square, js_distance, psi
+    from pipelines.monitor.judge import ALERT, judge
     from pipelines.monitor.profile import ReferenceProfile
 
     profile = ReferenceProfile.from_json(profile_json)
@@ -186,8 +188,9 @@ def null_simulation(profile_json: str, sizes: list[tuple[int, int]], draws: int 
                 r, c = rng.multinomial(n_ref, p), rng.multinomial(n_cur, p)
                 js = js_distance(r, c)
                 _, p_value = chi_square(r, c)
-                hits = {"psi": psi(r, c) >= t.psi_alert, "js": js >= t.js_alert,
-                        "chi2": p_value is not None and p_value < t.chi2_p_value and js >= t.js_alert}
+                stats = {k: DriftStat("f", "numeric", k, v, p_value, n_ref, n_cur)
+                         for k, v in (("psi", psi(r, c)), ("js", js), ("chi2", 0.0))}
+                hits = {k: judge(stat, t, js).status == ALERT for k, stat in stats.items()}
                 for k, hit in hits.items():
                     by_stat[k] += bool(hit)
                 any_alert[i] |= any(hits.values())

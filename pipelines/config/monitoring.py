@@ -26,7 +26,8 @@ class DriftThresholds(Section):
     ks_alert_statistic: float = Field(default=0.1, ge=0, le=1)
     """... and alerts when D is at least this (the minimum effect size)."""
     chi2_p_value: float = Field(default=0.01, gt=0, lt=1)
-    """Chi-square p-value below this is significant; its effect size is the JS distance below."""
+    """Chi-square p-value below this is significant; its effect size is the JS distance below. The
+    same test of the PSI / JS cells must be significant for PSI or JS to warn or alert."""
     js_warn: float = Field(default=0.05, ge=0, le=1)
     """Jensen-Shannon distance (base 2) at or above this warns (and makes a significant chi-square warn)."""
     js_alert: float = Field(default=0.1, ge=0, le=1)

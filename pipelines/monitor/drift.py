@@ -96,10 +96,11 @@ def numeric_drift(ref: NumericProfile, kind: str, bin_cells: dict[int, int], gri
     cur_grid = dense(grid_cells, len(ref.ks_counts))
     n_ref, n_cur = sum(ref_bins), sum(cur_bins)
     d, p = ks_test(ref.ks_counts, cur_grid)
+    _, p_bins = chi_square(ref_bins, cur_bins)  # whether the binned shapes PSI and JS measure differ beyond noise
     return [
-        DriftStat(ref.name, kind, "psi", psi(ref_bins, cur_bins), None, n_ref, n_cur),
+        DriftStat(ref.name, kind, "psi", psi(ref_bins, cur_bins), p_bins, n_ref, n_cur),
         DriftStat(ref.name, kind, "ks", d, p, sum(ref.ks_counts), sum(cur_grid), approximate=not ref.ks_exact),
-        DriftStat(ref.name, kind, "js", js_distance(ref_bins, cur_bins), None, n_ref, n_cur),
+        DriftStat(ref.name, kind, "js", js_distance(ref_bins, cur_bins), p_bins, n_ref, n_cur),
     ]
 
 
@@ -110,9 +111,9 @@ def categorical_drift(ref: CategoricalProfile, cells: dict[int, int]) -> list[Dr
     n_ref, n_cur = sum(ref_cells), sum(cur_cells)
     stat, p = chi_square(ref_cells, cur_cells)
     return [
-        DriftStat(ref.name, "categorical", "psi", psi(ref_cells, cur_cells), None, n_ref, n_cur),
+        DriftStat(ref.name, "categorical", "psi", psi(ref_cells, cur_cells), p, n_ref, n_cur),
         DriftStat(ref.name, "categorical", "chi2", stat, p, n_ref, n_cur),
-        DriftStat(ref.name, "categorical", "js", js_distance(ref_cells, cur_cells), None, n_ref, n_cur),
+        DriftStat(ref.name, "categorical", "js", js_distance(ref_cells, cur_cells), p, n_ref, n_cur),
     ]
 
 

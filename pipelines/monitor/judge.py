@@ -1,12 +1,15 @@
 """Drift statistics judged against the job's thresholds: ok, warn or alert, per statistic and feature.
 
-- psi: warn at `psi_warn`, alert at `psi_alert`.
+- psi: warn at `psi_warn`, alert at `psi_alert`, when the chi-square test of the same cells is
+  significant (p < `chi2_p_value`; the p-value is stored with the PSI). On a small population
+  sampling noise alone gives a PSI around (cells - 1) (1/n + 1/m): a few hundred rows in ten bins
+  would cross 0.1 with no drift at all.
 - ks: significant when p < `ks_p_value`; then warn when D >= `ks_warn_statistic`, alert when
   D >= `ks_alert_statistic` (a minimum effect size: on large populations tiny shifts are
   significant).
 - chi2: significant when p < `chi2_p_value`; its effect size is the feature's JS distance (warn at
   `js_warn`, alert at `js_alert`); without a JS distance a significant chi-square warns.
-- js: warn at `js_warn`, alert at `js_alert`.
+- js: warn at `js_warn`, alert at `js_alert`, under the same significance condition as PSI.
 A NaN statistic (no rows on one side) is `ok` with a note; a feature's status is its worst.
 """
 
@@ -38,12 +41,13 @@ def judge(stat: DriftStat, t: DriftThresholds, js: float | None = None) -> Judge
     value = stat.value
     if value is None or math.isnan(value):
         return Judged(stat, OK, "undefined (no rows on one side)")
-    if stat.statistic == "psi":
-        status = _level(value, t.psi_warn, t.psi_alert)
-        return Judged(stat, status, f"PSI {value:.4f} (warn {t.psi_warn}, alert {t.psi_alert})")
-    if stat.statistic == "js":
-        status = _level(value, t.js_warn, t.js_alert)
-        return Judged(stat, status, f"JS distance {value:.4f} (warn {t.js_warn}, alert {t.js_alert})")
+    if stat.statistic in ("psi", "js"):
+        name, warn, alert = ("PSI", t.psi_warn, t.psi_alert) if stat.statistic == "psi" else ("JS distance", t.js_warn, t.js_alert)
+        reason = f"{name} {value:.4f} (warn {warn}, alert {alert})"
+        if stat.p_value is not None and stat.p_value >= t.chi2_p_value:  # None: a row stored before the p-value was
+            return Judged(stat, OK, f"{reason}, but its cells' chi-square p {stat.p_value:.3g} is not below "
+                                    f"{t.chi2_p_value} ({stat.n_current} current rows): sampling noise")
+        return Judged(stat, _level(value, warn, alert), reason)
     if stat.statistic == "ks":
         p = stat.p_value if stat.p_value is not None else 1.0
         status = _level(value, t.ks_warn_statistic, t.ks_alert_statistic) if p < t.ks_p_value else OK

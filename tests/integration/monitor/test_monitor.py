@@ -72,6 +72,7 @@ def test_every_feature_and_the_score_get_judged_drift_statistics(spark, monitore
     strict = config.model_copy(deep=True)
     strict.monitoring.default.thresholds.psi_warn = 1e-12
     strict.monitoring.default.thresholds.psi_alert = 1e-9
+    strict.monitoring.default.thresholds.chi2_p_value = 1 - 1e-9  # any difference counts as significant
     alerting = stage.run(strict, spark, "propensity")
     assert alerting.alert and "ALERT" in alerting.report()
     rows = Lake(config, spark).read(config.tables.monitor_drift).collect()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from pipelines.config.monitoring import DriftThresholds, MonitorSpec
-from pipelines.monitor.drift import DriftStat
+from pipelines.monitor.drift import DriftStat, chi_square, js_distance, psi
 from pipelines.monitor.judge import ALERT, OK, WARN, feature_status, judge, judge_all
 
 T = DriftThresholds()
@@ -65,3 +66,30 @@ def test_an_auc_drop_beyond_the_margin_alerts():
     assert auc_status(0.70, 0.78, 0.05) == ALERT
     assert auc_status(0.74, 0.78, 0.05) == OK
     assert auc_status(math.nan, 0.78, 0.05) == OK and auc_status(0.5, None, 0.05) == OK
+
+
+def test_psi_and_js_need_their_cells_to_differ_significantly():
+    assert judge(stat("x", "psi", 0.3, 1e-6), T).status == ALERT
+    assert judge(stat("x", "js", 0.07, 1e-6), T).status == WARN
+    noise = judge(stat("x", "psi", 0.3, 0.2), T)
+    assert noise.status == OK and "sampling noise" in noise.reason
+    assert judge(stat("x", "js", 0.2, 0.05), T).status == OK
+    assert judge(stat("x", "psi", 0.3), T).status == ALERT  # rows stored without the p-value: the value alone
+
+
+def test_a_small_population_without_drift_does_not_alert():
+    """Regression (drift benchmark, no-drift seeds): ~100 scored rows against a 10-bin reference
+    gave PSI / JS above their thresholds from sampling noise alone. Judged with the p-value of
+    their cells' chi-square test, the same draws stay quiet."""
+    rng = np.random.default_rng(7)
+    shape = np.array([0.05, 0.08, 0.1, 0.12, 0.15, 0.15, 0.12, 0.1, 0.08, 0.05])
+    reference = rng.multinomial(20_000, shape)
+    over_value, alerts = 0, 0
+    for _ in range(300):
+        current = rng.multinomial(100, shape)  # the same distribution
+        _, p = chi_square(reference, current)
+        judged = [judge(stat("x", "psi", psi(reference, current), p), T), judge(stat("x", "js", js_distance(reference, current), p), T)]
+        over_value += psi(reference, current) >= T.psi_warn or js_distance(reference, current) >= T.js_warn
+        alerts += any(j.status != OK for j in judged)
+    assert over_value > 150  # without the test most of these draws would warn
+    assert alerts <= 9  # p < 0.01: about 3 of 300 expected
