@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/experiment_stats.py                     # 2000 experiments of 20k users
     .venv/bin/python benchmarks/experiment_stats.py --experiments 200   # quick
     .venv/bin/python benchmarks/experiment_stats.py --json out.json
+    .venv/bin/python benchmarks/experiment_stats.py --generated         # on the clickstream generator's users
 
 Uses pipelines/experiments/simulate.py: every simulated user has a known true response to each
 variant (a Beta base propensity that also drives their pre-period clicks), so the true lift is known
@@ -16,6 +17,13 @@ exactly. Sections:
            mSPRT's error and power for several mixing variances)
   bandit   two-arm Thompson sampling refreshed every period against a fixed 50/50 split: traffic on
            the better arm over time, regret in expected conversions
+
+--generated: the population is the clickstream generator's (a local SparkSession generates
+--generated-users users over --generated-days days with an experiment from day
+--generated-start-day, treatment +--generated-effect on the purchase logit): each exposed user's true
+probability of converting within 24 h of their first exposure under control and under treatment,
+their pre-period product views (CUPED) and their day of first exposure. The A/B, A/A and peeking
+sections re-draw assignment and outcomes from those probabilities (the bandit section is skipped).
 
 Every rate comes with its Monte Carlo standard error sqrt(r (1 - r) / n). Seeded; not a test
 (tests/unit/experiments/test_simulate.py asserts the same properties on smaller runs).
@@ -48,7 +56,15 @@ def main(argv=None) -> int:
     parser.add_argument("--bandit-runs", type=int, default=200)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--generated", action="store_true", help="run on a population from the clickstream generator")
+    parser.add_argument("--generated-users", type=int, default=5000, help="generator users (--generated)")
+    parser.add_argument("--generated-days", type=int, default=14, help="generated days (--generated)")
+    parser.add_argument("--generated-start-day", type=int, default=7, help="experiment start, days after the first (--generated)")
+    parser.add_argument("--generated-effect", type=float, default=0.2, help="treatment's purchase-logit effect (--generated)")
+    parser.add_argument("--generated-seed", type=int, default=42, help="generator seed (--generated)")
     args = parser.parse_args(argv)
+    if args.generated:
+        return generated_main(args)
     n, users, seed = args.experiments, args.users, args.seed
     results, timings = {}, {}
 
@@ -122,6 +138,68 @@ def main(argv=None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": results,
                                          "seconds": timings}, indent=1))
+    return 0
+
+
+def generated_population(users: int, days: int, start_day: int, effect: float, seed: int, window_hours: float = 24.0,
+                         pre_period_days: int = 7) -> simulate.GeneratedPopulation:
+    """The exposed users of a generated experiment, from the generator's truth (local Spark)."""
+    from pyspark.sql import SparkSession
+
+    from pipelines.config.generator import GeneratorConfig
+    from pipelines.generate import experiment
+    from pipelines.generate import sessions as sess
+    from pipelines.generate.stage import build_sessions
+
+    gen = GeneratorConfig.model_validate({
+        "seed": seed, "users": users, "days": days, "products": 200,
+        "experiment": {"id": "sim_ab", "start_offset_days": start_day, "variants": {
+            "control": {"share": 0.5, "logit_effect": 0.0}, "treatment": {"share": 0.5, "logit_effect": effect}}},
+    })
+    spark = (SparkSession.builder.master("local[2]").appName("experiment_stats")
+             .config("spark.sql.shuffle.partitions", "4").config("spark.sql.session.timeZone", "UTC")
+             .config("spark.ui.enabled", "false").getOrCreate())
+    truth = experiment.user_truth(sess.truth_sessions(build_sessions(spark, gen)), gen, window_hours, pre_period_days)
+    rows = [r.asDict() for r in truth.collect()]  # bounded: one small row per exposed user (--generated-users)
+    return simulate.GeneratedPopulation.from_truth(rows)
+
+
+def generated_main(args) -> int:
+    n, seed = args.experiments, args.seed
+    t0 = time.perf_counter()
+    pop = generated_population(args.generated_users, args.generated_days, args.generated_start_day, args.generated_effect,
+                               args.generated_seed)
+    built = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = simulate.generated_report(pop, n_experiments=n, tau2=args.tau2, seed=seed)
+    took = time.perf_counter() - t0
+    truth, ab, aa, peek_aa, peek_ab = res["truth"], res["ab"], res["aa"], res["peek_aa"], res["peek_ab"]
+    print(f"# Experiment statistics on the generator's users ({n} experiments per section, seed {seed})\n")
+    print(f"Generator: {args.generated_users} users x {args.generated_days} days (seed {args.generated_seed}), experiment "
+          f"from day {args.generated_start_day}, treatment logit effect {args.generated_effect:+g}; {pop.n} exposed users, "
+          f"{peek_aa['looks']} days of first exposures.")
+    print(f"True conversion within 24 h of the first exposure: control {truth['control_rate']:.4f}, treatment "
+          f"{truth['treatment_rate']:.4f}: lift {truth['conversion_abs']:+.4f} abs ({truth['conversion_rel']:+.1%} rel). "
+          "CUPED covariate: pre-period (7 days) product views.\n")
+    print("## Fixed horizon (alpha = 0.05; rate ± Monte Carlo SE)\n")
+    print("| statistic | A/B: 95% CI covers true lift | A/B: rejects (power) | A/A: rejects (false positives) |")
+    print("|---|---|---|---|")
+    print(f"| conversion, z-test, absolute lift (Wald) | {pct(ab['conv_abs_cover'])} | {pct(ab['conv_reject'])} | {pct(aa['conv_reject'])} |")
+    print(f"| conversion, relative lift (delta, log ratio) | {pct(ab['conv_rel_cover'])} | | |")
+    print(f"| conversion, CUPED + Welch | {pct(ab['cuped_cover'])} | {pct(ab['cuped_reject'])} | {pct(aa['cuped_reject'])} |")
+    print(f"\nA/A coverage of the true 0: z {pct(aa['conv_abs_cover'])}, CUPED {pct(aa['cuped_cover'])}.")
+    w, v = ab["cuped_width_ratio"], ab["cuped_variance_reduction"]
+    print(f"CUPED interval width / plain width: {w['mean']:.4f} ± {w['se']:.4f} (variance reduction {v['mean']:.1%}).")
+    print(f"Sample-ratio-mismatch check (p < 0.001) false alarms: A/B {pct(ab['srm_flag'])}, A/A {pct(aa['srm_flag'])}.\n")
+    print(f"## Daily peeking ({peek_aa['looks']} looks, conversion, mSPRT tau^2 = {args.tau2:g})\n")
+    print("| rule | A/A: ever rejects (false positives) | A/B: rejects (power) |")
+    print("|---|---|---|")
+    print(f"| naive z-test, stop at the first p < 0.05 | {pct(peek_aa['naive_peeking'])} | {pct(peek_ab['naive_peeking'])} |")
+    print(f"| mSPRT, always-valid p <= 0.05 | {pct(peek_aa['msprt'])} | {pct(peek_ab['msprt'])} |")
+    print(f"| z-test at the last look only | {pct(peek_aa['fixed_last_look'])} | {pct(peek_ab['fixed_last_look'])} |")
+    print(f"\nSeconds: generating the population {built:.1f}, simulating {took:.1f}")
+    if args.json:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "results": res}, indent=1))
     return 0
 
 

@@ -99,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default: serving.port)")
     serve.add_argument("--reload-seconds", dest="reload_seconds", type=float, default=30.0,
                        help="how often aliases are re-resolved; a moved alias is loaded, then swapped in (default: 30)")
+    serve.add_argument("--no-access-log", dest="access_log", action="store_false",
+                       help="no log line per request (requests are still counted in /metrics)")
 
     monitor = commands.add_parser("monitor", help="drift of a job's scored population against its training reference")
     monitor.add_argument("job", help="training job (training.jobs) whose scores are monitored")
@@ -365,7 +367,7 @@ def _serve(config: ClickmlConfig, args: argparse.Namespace) -> int:
     from pipelines.serve.online import OnlineStoreError
 
     try:
-        app.run(config, host=args.host, port=args.port, reload_seconds=args.reload_seconds)
+        app.run(config, host=args.host, port=args.port, reload_seconds=args.reload_seconds, access_log=args.access_log)
     except (app.ServingError, OnlineStoreError, ValueError) as exc:
         print(f"clickml: {exc}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ from typing import Literal, get_args
 from pydantic import Field, field_validator, model_validator
 
 from pipelines.config.base import Section
+from pipelines.config.serving import check_variant_names
 
 Device = Literal["desktop", "mobile", "tablet"]
 Referrer = Literal["direct", "search", "social", "email", "ads"]
@@ -146,6 +147,75 @@ class DriftConfig(Section):
     `mobile_share_shift` a mobile checkout that now converts better."""
 
 
+_EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+SHARE_TOLERANCE = 1e-6
+"""How far the variants' shares may sum from 1 (the server's `WEIGHT_TOLERANCE`)."""
+
+
+class ExperimentVariantConfig(Section):
+    """One arm of the generated experiment: its traffic share and its true effect."""
+
+    share: float = Field(ge=0, le=1)
+    """Share of users assigned to this variant (the shares sum to 1)."""
+    logit_effect: float = Field(default=0.0, ge=-10, le=10)
+    """Added to the purchase logit of the variant's users in every session from the start on."""
+
+
+class ExperimentConfig(Section):
+    """An online experiment with a known truth, run by the generator as the model server would."""
+
+    id: str
+    """Experiment id (the exposures' `experiment_id`; an `experiments.<id>` entry analyses it)."""
+    salt: str | None = None
+    """Salt of the sticky assignment `sha256(salt + ":" + user_id)`; default: the id (as the server)."""
+    start_date: dt.date | None = None
+    """First day (UTC) of the experiment; or give `start_offset_days`; neither: `generator.start_date`."""
+    start_offset_days: int | None = Field(default=None, ge=0)
+    """First day of the experiment as days after `generator.start_date` (0: the first day)."""
+    variants: dict[str, ExperimentVariantConfig]
+    """Variant name -> share and true logit effect, in the server's slice order; at least two."""
+    model_version: str = "sim"
+    """The `model_version` the exposure events carry."""
+
+    @field_validator("id", "salt")
+    @classmethod
+    def _plain(cls, value: str | None) -> str | None:
+        if value is not None and not _EXPERIMENT_NAME.match(value):
+            raise ValueError(f"{value!r} must be letters, digits, _ . - (no spaces or ':')")
+        return value
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, value: dict[str, ExperimentVariantConfig]) -> dict[str, ExperimentVariantConfig]:
+        check_variant_names(value)
+        total = math.fsum(v.share for v in value.values())
+        if abs(total - 1.0) > SHARE_TOLERANCE:
+            shown = ", ".join(f"{k}={v.share:g}" for k, v in value.items())
+            raise ValueError(f"variants.<name>.share must sum to 1, got {total:g} ({shown})")
+        return value
+
+    @model_validator(mode="after")
+    def _one_start(self) -> ExperimentConfig:
+        if self.start_date is not None and self.start_offset_days is not None:
+            raise ValueError("give start_date or start_offset_days, not both")
+        return self
+
+    @property
+    def salt_value(self) -> str:
+        """The assignment salt: `salt`, or the id (as `ExperimentSpec.salt_for`)."""
+        return self.salt if self.salt is not None else self.id
+
+    def traffic(self) -> dict[str, float]:
+        """Variant -> share, in config order (the server's slice order)."""
+        return {name: float(v.share) for name, v in self.variants.items()}
+
+    def start(self, generator_start: dt.date) -> dt.date:
+        """The first day of the experiment for a generated period starting at `generator_start`."""
+        if self.start_date is not None:
+            return self.start_date
+        return generator_start + dt.timedelta(days=self.start_offset_days or 0)
+
+
 HEAVY_SESSION_GAP_MINUTES = 45
 """Heavy-user sessions are at least this far apart (more than the ETL's 30-minute session gap)."""
 
@@ -231,6 +301,9 @@ class GeneratorConfig(Section):
     """Optional distribution drift after a date."""
     heavy_users: HeavyUsersConfig = Field(default_factory=HeavyUsersConfig)
     """Optional heavy users (bots/abusers): huge daily volume, giant sessions, machine speed."""
+    experiment: ExperimentConfig | None = None
+    """Optional online experiment with a known truth (assignment, true effects, exposure events);
+    None: no experiment (the output is unchanged)."""
 
     @field_validator("source")
     @classmethod
@@ -244,7 +317,19 @@ class GeneratorConfig(Section):
         start = self.drift.start_date
         if start is not None and start < self.start_date:
             raise ValueError(f"drift.start_date {start} is before start_date {self.start_date}")
+        if self.experiment is not None:
+            first = self.experiment.start(self.start_date)
+            if not self.start_date <= first < self.end_date:
+                raise ValueError(
+                    f"experiment: start {first} is outside the generated period {self.start_date} .. "
+                    f"{self.end_date - dt.timedelta(days=1)}"
+                )
         return self
+
+    @property
+    def experiment_start(self) -> dt.date | None:
+        """The first day of the generated experiment, None without one."""
+        return None if self.experiment is None else self.experiment.start(self.start_date)
 
     @property
     def end_date(self) -> dt.date:

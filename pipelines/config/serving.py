@@ -19,6 +19,17 @@ from pydantic import Field, field_validator, model_validator
 from pipelines.config.base import Section
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def check_variant_names(variants: dict) -> None:
+    """At least two variants, each named with letters, digits, _ . - (also the generator's experiment)."""
+    if len(variants) < 2:
+        raise ValueError(f"an experiment needs at least two variants, got {len(variants)}: {', '.join(variants) or 'none'}")
+    bad = sorted(name for name in variants if not _NAME.match(name))
+    if bad:
+        raise ValueError(f"variant names must be letters, digits, _ . - (no spaces or ':'): {', '.join(bad)}")
+
+
 WEIGHT_TOLERANCE = 1e-6
 """How far from 1 the variant weights may sum (float rounding in YAML values like 0.1 + 0.2 + 0.7)."""
 
@@ -147,11 +158,7 @@ class ExperimentSpec(Section):
     @field_validator("variants")
     @classmethod
     def _variant_names(cls, value: dict[str, VariantSpec]) -> dict[str, VariantSpec]:
-        if len(value) < 2:
-            raise ValueError(f"an experiment needs at least two variants, got {len(value)}: {', '.join(value) or 'none'}")
-        bad = sorted(name for name in value if not _NAME.match(name))
-        if bad:
-            raise ValueError(f"variant names must be letters, digits, _ . - (no spaces or ':'): {', '.join(bad)}")
+        check_variant_names(value)
         return value
 
     @model_validator(mode="after")

@@ -12,6 +12,13 @@ so the population's true absolute lifts are known in closed form (`true_lifts`).
 to control / treatment by a fair coin (or a chosen share), all draws vectorised with numpy and seeded.
 The checks (`fixed_horizon`, `sequential`, `bandit`) return plain dicts of rates with their Monte
 Carlo standard errors; `benchmarks/experiment_stats.py` prints them and the unit tests assert them.
+
+On the generator's users (`GeneratedPopulation`, built from `pipelines.generate.experiment.user_truth`):
+each exposed user's true probability of converting within the attribution window under control and
+under treatment (from the clickstream generator's latent model), their pre-period product views (the
+CUPED covariate) and their day of first exposure. `generated_fixed_horizon` / `generated_sequential`
+re-draw the assignment (a coin with the treatment share) and the outcomes y ~ Bernoulli(p_variant)
+per experiment; the true lift is the population's mean(p_treatment - p_control).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import numpy as np
 from scipy import special
 
 from pipelines.experiments.stats import (
+    ExperimentStatsError,
     Moments,
     Proportion,
     cuped_test,
@@ -32,7 +40,10 @@ from pipelines.experiments.stats import (
     thompson_weights,
 )
 
-__all__ = ["Population", "bandit", "fixed_horizon", "mc_se", "sequential", "true_lifts"]
+__all__ = [
+    "GeneratedPopulation", "Population", "bandit", "fixed_horizon", "generated_fixed_horizon", "generated_report",
+    "generated_sequential", "mc_se", "sequential", "true_lifts",
+]
 
 
 @dataclass(frozen=True)
@@ -184,23 +195,44 @@ def sequential(
         nt, nc = day(treated), day(~treated)
         st, sc = day(treated & converted), day(~treated & converted)
         for i in range(k):
-            naive, p_seq, stop = False, 1.0, None
-            for d in range(looks):
-                pc = Proportion("control", int(nc[i, d]), int(sc[i, d]))
-                pt = Proportion("treatment", int(nt[i, d]), int(st[i, d]))
-                z = proportion_test(pc, pt, alpha)
-                naive |= z.significant
-                look = msprt(pc, pt, tau2, alpha, p_seq)
-                p_seq = look.p_value
-                if look.reject and stop is None:
-                    stop = d + 1
-            counts["naive_peeking"] += naive
-            counts["msprt"] += stop is not None
-            counts["fixed_last_look"] += z.significant
-            if stop is not None:
-                stop_days.append(stop)
+            _count_looks(counts, stop_days, _looks(nc[i], nt[i], sc[i], st[i], tau2, alpha, skip_thin=False))
         done += k
     out = {"n_experiments": n_experiments, "n_users": per_day * looks, "looks": looks, "conv_lift": conv_lift, "tau2": tau2}
+    return _sequential_rates(out, counts, stop_days, n_experiments)
+
+
+def _looks(nc, nt, sc, st, tau2: float, alpha: float, skip_thin: bool) -> tuple[bool, int | None, bool]:
+    """One experiment's daily looks on cumulative counts (control / treatment users, conversions):
+    (the naive z-test ever rejected, the first look (1-based) the mSPRT rejected, the last look's
+    z-test rejected). `skip_thin`: no look before both arms have 2 users and a conversion."""
+    naive, p_seq, stop, z = False, 1.0, None, None
+    for d in range(len(nc)):
+        if skip_thin and (min(nc[d], nt[d]) < 2 or sc[d] + st[d] == 0):
+            continue  # too few users, or no conversion yet: nothing to test (as the analysis skips the day)
+        pc = Proportion("control", int(nc[d]), int(sc[d]))
+        pt = Proportion("treatment", int(nt[d]), int(st[d]))
+        try:
+            z_now, look = proportion_test(pc, pt, alpha), msprt(pc, pt, tau2, alpha, p_seq)
+        except ExperimentStatsError:
+            continue  # undefined on these counts (e.g. every user converted): no look
+        z = z_now
+        naive |= z.significant
+        p_seq = look.p_value
+        if look.reject and stop is None:
+            stop = d + 1
+    return naive, stop, bool(z is not None and z.significant)
+
+
+def _count_looks(counts: dict, stop_days: list, looked: tuple[bool, int | None, bool]) -> None:
+    naive, stop, last = looked
+    counts["naive_peeking"] += naive
+    counts["msprt"] += stop is not None
+    counts["fixed_last_look"] += last
+    if stop is not None:
+        stop_days.append(stop)
+
+
+def _sequential_rates(out: dict, counts: dict, stop_days: list, n_experiments: int) -> dict:
     for key, count in counts.items():
         rate = count / n_experiments
         out[key] = {"rate": rate, "se": mc_se(rate, n_experiments)}
@@ -255,4 +287,143 @@ def bandit(
         "regret_fixed_50_50": {"mean": float(regret_fixed.mean()), "se": float(regret_fixed.std(ddof=1) / n)},
         "conversions_bandit": float(conv_bandit.mean()),
         "conversions_fixed_50_50": float(conv_fixed.mean()),
+    }
+
+
+# --------------------------------------------------------------------------- the generator's users
+
+
+@dataclass(frozen=True)
+class GeneratedPopulation:
+    """Exposed users of a generated experiment with their known responses (arrays of one length)."""
+
+    p_control: np.ndarray
+    """True probability of converting in the attribution window under the control."""
+    p_treatment: np.ndarray
+    """... under the treatment (the counterfactual of the control's users, and vice versa)."""
+    covariate: np.ndarray
+    """Pre-period covariate (CUPED), e.g. product views before the experiment's start."""
+    day: np.ndarray
+    """Day of the first exposure, 0 = the first day (the daily looks)."""
+
+    def __post_init__(self):
+        n = len(self.p_control)
+        if n < 4 or any(len(a) != n for a in (self.p_treatment, self.covariate, self.day)):
+            raise ValueError(f"a population needs >= 4 users and arrays of one length, got {n}")
+        for name in ("p_control", "p_treatment"):
+            p = getattr(self, name)
+            if not np.all((p >= 0) & (p <= 1)):
+                raise ValueError(f"{name} must lie in [0, 1]")
+
+    @classmethod
+    def from_truth(cls, rows, control: str = "control", treatment: str = "treatment",
+                   covariate: str = "pre_product_views") -> GeneratedPopulation:
+        """From `experiment.user_truth` rows (mappings: p_convert {variant: p}, the covariate,
+        first_exposure a datetime)."""
+        rows = list(rows)
+        if not rows:
+            raise ValueError("no exposed users in the truth")
+        days = [r["first_exposure"].date() for r in rows]
+        first = min(days)
+        return cls(
+            p_control=np.array([float(r["p_convert"][control]) for r in rows]),
+            p_treatment=np.array([float(r["p_convert"][treatment]) for r in rows]),
+            covariate=np.array([float(r[covariate] or 0.0) for r in rows]),
+            day=np.array([(d - first).days for d in days], dtype=int),
+        )
+
+    @property
+    def n(self) -> int:
+        return len(self.p_control)
+
+    def truth(self) -> dict[str, float]:
+        """The population's true absolute and relative conversion lift."""
+        pc, pt = float(self.p_control.mean()), float(self.p_treatment.mean())
+        return {"control_rate": pc, "treatment_rate": pt, "conversion_abs": pt - pc, "conversion_rel": pt / pc - 1}
+
+
+def _generated_users(rng: np.random.Generator, pop: GeneratedPopulation, k: int, treat_share: float, aa: bool):
+    """(treated, converted) of k re-drawn experiments on the population: experiments x users."""
+    treated = rng.random((k, pop.n)) < treat_share
+    p_t = pop.p_control if aa else pop.p_treatment
+    converted = rng.random((k, pop.n)) < np.where(treated, p_t[None, :], pop.p_control[None, :])
+    return treated, converted
+
+
+def generated_fixed_horizon(pop: GeneratedPopulation, n_experiments: int = 1000, aa: bool = False, alpha: float = 0.05,
+                            treat_share: float = 0.5, seed: int = 0, chunk: int = 50) -> dict:
+    """Fixed-horizon experiments on the generated users: coverage of the true absolute / relative
+    lift by the z-test's intervals and by CUPED (covariate: the pre-period), rejection rates (with
+    aa=True the treatment is the control: false positives), CUPED/plain width ratio, SRM alarms."""
+    rng = np.random.default_rng(seed)
+    truth = pop.truth()
+    if aa:
+        truth = {**truth, "treatment_rate": truth["control_rate"], "conversion_abs": 0.0, "conversion_rel": 0.0}
+    hits = dict.fromkeys(["conv_abs_cover", "conv_rel_cover", "conv_reject", "cuped_cover", "cuped_reject", "srm_flag"], 0)
+    width_ratio, variance_reduction = [], []
+    x = np.broadcast_to(pop.covariate, (min(chunk, n_experiments), pop.n))
+    done = 0
+    while done < n_experiments:
+        k = min(chunk, n_experiments - done)
+        treated, converted = _generated_users(rng, pop, k, treat_share, aa)
+        y = converted.astype(float)
+        sums = [_row_moments(v, m, y, x[:k]) for v, m in (("control", ~treated), ("treatment", treated))]
+        for i in range(k):
+            pc, pt = (Proportion(v, int(sums[j][0][i]), int(sums[j][1][i])) for j, v in enumerate(("control", "treatment")))
+            z = proportion_test(pc, pt, alpha)
+            hits["conv_abs_cover"] += z.abs_ci[0] <= truth["conversion_abs"] <= z.abs_ci[1]
+            hits["conv_rel_cover"] += z.rel_ci[0] <= truth["conversion_rel"] <= z.rel_ci[1]
+            hits["conv_reject"] += z.significant
+            cuped = cuped_test(_moments("control", sums[0], i), _moments("treatment", sums[1], i), alpha)
+            hits["cuped_cover"] += cuped.adjusted.abs_ci[0] <= truth["conversion_abs"] <= cuped.adjusted.abs_ci[1]
+            hits["cuped_reject"] += cuped.adjusted.significant
+            width_ratio.append(cuped.width_ratio)
+            variance_reduction.append(cuped.variance_reduction)
+            srm = sample_ratio_mismatch({"control": pc.n, "treatment": pt.n}, {"control": 1 - treat_share, "treatment": treat_share})
+            hits["srm_flag"] += srm.mismatch
+        done += k
+    out = {"n_experiments": n_experiments, "n_users": pop.n, "aa": aa, "truth": truth}
+    for key, count in hits.items():
+        rate = count / n_experiments
+        out[key] = {"rate": rate, "se": mc_se(rate, n_experiments)}
+    for key, values in (("cuped_width_ratio", width_ratio), ("cuped_variance_reduction", variance_reduction)):
+        arr = np.asarray(values)
+        out[key] = {"mean": float(arr.mean()), "se": float(arr.std(ddof=1) / math.sqrt(arr.size)) if arr.size > 1 else math.nan}
+    return out
+
+
+def generated_sequential(pop: GeneratedPopulation, n_experiments: int = 1000, aa: bool = True, tau2: float = 1e-4,
+                         alpha: float = 0.05, treat_share: float = 0.5, seed: int = 1, chunk: int = 50) -> dict:
+    """Daily peeking on the generated users: a look after each day of first exposures (cumulative
+    counts, each user's outcome known at their day's look): the naive z-test (stop at the first
+    p < alpha), the mSPRT (always-valid p <= alpha), and the z-test at the last look only."""
+    rng = np.random.default_rng(seed)
+    days = np.unique(pop.day)
+    onehot = (pop.day[:, None] == days[None, :]).astype(np.int64)  # users x looks
+    counts = {"naive_peeking": 0, "msprt": 0, "fixed_last_look": 0}
+    stop_days = []
+    done = 0
+    while done < n_experiments:
+        k = min(chunk, n_experiments - done)
+        treated, converted = _generated_users(rng, pop, k, treat_share, aa)
+        cum = lambda a: (a.astype(np.int64) @ onehot).cumsum(1)  # noqa: E731  experiments x looks
+        nt, nc, st, sc = cum(treated), cum(~treated), cum(treated & converted), cum(~treated & converted)
+        for i in range(k):
+            _count_looks(counts, stop_days, _looks(nc[i], nt[i], sc[i], st[i], tau2, alpha, skip_thin=True))
+        done += k
+    out = {"n_experiments": n_experiments, "n_users": pop.n, "looks": len(days), "aa": aa, "tau2": tau2}
+    return _sequential_rates(out, counts, stop_days, n_experiments)
+
+
+def generated_report(pop: GeneratedPopulation, n_experiments: int = 1000, tau2: float = 1e-4, alpha: float = 0.05,
+                     seed: int = 0) -> dict:
+    """The four checks on the generated users: A/B and A/A at a fixed horizon, A/A and A/B with
+    daily peeking."""
+    return {
+        "truth": pop.truth(),
+        "n_users": pop.n,
+        "ab": generated_fixed_horizon(pop, n_experiments, aa=False, alpha=alpha, seed=seed),
+        "aa": generated_fixed_horizon(pop, n_experiments, aa=True, alpha=alpha, seed=seed + 1),
+        "peek_aa": generated_sequential(pop, n_experiments, aa=True, tau2=tau2, alpha=alpha, seed=seed + 2),
+        "peek_ab": generated_sequential(pop, n_experiments, aa=False, tau2=tau2, alpha=alpha, seed=seed + 3),
     }

@@ -16,7 +16,6 @@ duplicate carries a fresh event_id. Kinds:
 
 from __future__ import annotations
 
-
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -64,7 +63,7 @@ def with_bad_lines(events_df: DataFrame, config: GeneratorConfig) -> DataFrame:
         timed = events_df.select("*", clock.iso_millis(F.col("event_ms")).alias("event_time"))
         return timed.select(
             "*",
-            ev.json_line(ev.canonical_fields(F.col("event_time"))).alias("line"),
+            ev.json_line(ev.canonical_fields(F.col("event_time"), events_df.columns)).alias("line"),
             no_bad.alias("bad_kind"),
             no_bad.alias("bad_line"),
             F.lit(None).cast("long").alias("bad_arrival_ms"),
@@ -77,11 +76,11 @@ def with_bad_lines(events_df: DataFrame, config: GeneratorConfig) -> DataFrame:
         F.when(spawns, rnd.uuid_string(seed, "bad_event_id", key, position)).alias("_bad_id"),
         F.when(spawns, u("variant")).alias("_u"),
     )
-    fresh_fields = ev.canonical_fields(F.col("event_time"))
+    fresh_fields = ev.canonical_fields(F.col("event_time"), events_df.columns)
     fresh_fields["event_id"] = F.col("_bad_id")
     staged = timed.select(
         "*",
-        ev.json_line(ev.canonical_fields(F.col("event_time"))).alias("_line"),
+        ev.json_line(ev.canonical_fields(F.col("event_time"), events_df.columns)).alias("_line"),
         F.when(F.col("bad_kind").isNotNull(), ev.json_line(fresh_fields)).alias("_fresh"),
     )
     kind = F.col("bad_kind")

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from typing import Sequence
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.config.generator import GeneratorConfig
 from pipelines.generate import catalog, clock
+from pipelines.generate import experiment as exp
 from pipelines.generate import random as rnd
 from pipelines.generate import sessions as sess
 
@@ -124,8 +126,10 @@ def with_funnel(sessions_df: DataFrame, config: GeneratorConfig) -> DataFrame:
 def events(funnel_df: DataFrame, config: GeneratorConfig) -> DataFrame:
     """One row per valid event with typed columns: the canonical fields (event_time as
     `event_ms` epoch milliseconds, price as double), plus session_key, position, after_drift,
-    arrival_ms and late."""
+    arrival_ms and late; with an experiment also the exposure events (position -1) and their
+    fields experiment_id, variant, model_version, request_id (null on user events)."""
     seed = config.seed
+    experiment = exp.enabled(config)
     exploded = funnel_df.select(
         "session_key",
         "user_id",
@@ -138,7 +142,10 @@ def events(funnel_df: DataFrame, config: GeneratorConfig) -> DataFrame:
         # _outer: a plain posexplode makes the optimizer infer size(events) > 0 and push that
         # filter (the whole funnel expression) below every projection; funnels are never empty
         F.posexplode_outer("events").alias("position", "event"),
+        *(["variant"] if experiment else []),
     )
+    if experiment:  # the exposure events, at the start of each user's first session in the experiment
+        exploded = exploded.unionByName(exp.exposure_rows(funnel_df))
     key, position = F.col("session_key"), F.col("position")
     product = F.col("product")
     has_product = product.isNotNull()
@@ -154,10 +161,18 @@ def events(funnel_df: DataFrame, config: GeneratorConfig) -> DataFrame:
         rnd.hex16(seed, "event_id:lo", key, position).alias("_lo"),
     )
     index = F.col("_cat")
+    uuid = rnd.uuid_from_hex(F.col("_hi"), F.col("_lo"))
+    event_id: Column = uuid
+    extra: list[Column] = []
+    if experiment:  # the server's exposure shape: event_id `exp-<request id>`, no session context
+        is_exposure = F.col("event.event_type") == F.lit(exp.EXPOSURE_EVENT)
+        event_id = F.when(is_exposure, F.concat(F.lit("exp-"), uuid)).otherwise(uuid)
+        extra = exp.exposure_columns(config, is_exposure, uuid)
+        keyed = keyed.withColumns({c: F.when(~is_exposure, F.col(c)) for c in ("device", "referrer", "country")})
     typed = keyed.select(
         "session_key",
         "position",
-        rnd.uuid_from_hex(F.col("_hi"), F.col("_lo")).alias("event_id"),
+        event_id.alias("event_id"),
         (F.col("session_start_ms") + F.col("event.offset_ms")).alias("event_ms"),
         F.col("event.event_type").alias("event_type"),
         "user_id",
@@ -171,6 +186,7 @@ def events(funnel_df: DataFrame, config: GeneratorConfig) -> DataFrame:
         "referrer",
         "country",
         "after_drift",
+        *extra,
     )
     return with_arrival(typed, config)
 
@@ -194,12 +210,16 @@ def with_arrival(events_df: DataFrame, config: GeneratorConfig) -> DataFrame:
     )
 
 
-def canonical_fields(event_time: Column | None = None) -> "OrderedDict[str, Column]":
+def canonical_fields(event_time: Column | None = None, columns: Sequence[str] = ()) -> "OrderedDict[str, Column]":
     """The JSON fields of a valid event as columns of an `events()` frame, in output order.
-    `event_time` replaces the formatted `event_ms` when already computed."""
+    `event_time` replaces the formatted `event_ms` when already computed; the exposure fields
+    follow when `columns` (the frame's) has them (a generation with an experiment)."""
     fields: OrderedDict[str, Column] = OrderedDict()
     for name in EVENT_FIELDS:
         fields[name] = F.col(name)
+    for name in exp.EXPOSURE_FIELDS:
+        if name in columns:
+            fields[name] = F.col(name)
     fields["event_time"] = clock.iso_millis(F.col("event_ms")) if event_time is None else event_time
     return fields
 

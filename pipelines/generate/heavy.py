@@ -174,4 +174,5 @@ def with_heavy_sessions(funnel_df: DataFrame, spark: SparkSession, config: Gener
     `is_heavy` column; the frame itself when heavy users are off."""
     if not enabled(config):
         return funnel_df
-    return funnel_df.withColumn("is_heavy", F.lit(False)).unionByName(heavy_funnel(spark, config))
+    # heavy users are in no experiment: its columns (if any) are null on their sessions
+    return funnel_df.withColumn("is_heavy", F.lit(False)).unionByName(heavy_funnel(spark, config), allowMissingColumns=True)

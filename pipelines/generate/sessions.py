@@ -14,8 +14,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from pipelines.config.generator import DEVICES, REFERRERS, GeneratorConfig
-from pipelines.generate import clock
-from pipelines.generate import latent
+from pipelines.generate import clock, experiment, latent
 from pipelines.generate import random as rnd
 
 SLOT_HOURS = 2
@@ -58,7 +57,8 @@ def after_drift(start_ms: Column, config: GeneratorConfig) -> Column:
 
 def sessions(users_df: DataFrame, config: GeneratorConfig) -> DataFrame:
     """One row per session (no events yet): session_key (long, unique), user columns, session_id,
-    session_start_ms, device, referrer, after_drift, purchase_logit, p_purchase, purchased."""
+    session_start_ms, device, referrer, after_drift, purchase_logit, p_purchase, purchased; with an
+    experiment also variant, exposure, p_purchase_by_variant (`experiment.with_experiment`)."""
     seed = config.seed
     behaviour = config.behaviour
     slots = config.days * SLOTS_PER_DAY
@@ -116,7 +116,10 @@ def sessions(users_df: DataFrame, config: GeneratorConfig) -> DataFrame:
     logit = latent.purchase_logit(
         F.col("propensity"), F.col("device"), F.col("referrer"), F.col("after_drift"), config
     )
-    with_logit = attributed.withColumn("purchase_logit", logit)
+    if config.experiment is not None:  # the variant's effect from the experiment's start on
+        with_logit = experiment.with_experiment(attributed, logit, config)
+    else:
+        with_logit = attributed.withColumn("purchase_logit", logit)
     return with_logit.withColumn("p_purchase", rnd.sigmoid(F.col("purchase_logit"))).withColumn(
         "purchased", rnd.uniform(seed, "purchase", key) < F.col("p_purchase")
     )
@@ -149,4 +152,5 @@ def truth_sessions(funnel_df: DataFrame) -> DataFrame:
         "p_purchase",
         "purchased",
         is_heavy.alias("is_heavy"),
+        *[c for c in experiment.TRUTH_COLUMNS if c in funnel_df.columns],  # only with an experiment
     )

@@ -368,8 +368,9 @@ def build_state(config: ClickmlConfig, reload_seconds: float = DEFAULT_RELOAD_SE
 
 
 def run(config: ClickmlConfig, host: str | None = None, port: int | None = None,
-        reload_seconds: float = DEFAULT_RELOAD_SECONDS) -> None:
-    """`clickml serve`: load everything, then answer on host:port until stopped (SIGTERM/SIGINT)."""
+        reload_seconds: float = DEFAULT_RELOAD_SECONDS, access_log: bool = True) -> None:
+    """`clickml serve`: load everything, then answer on host:port until stopped (SIGTERM/SIGINT).
+    `access_log=False` drops uvicorn's line per request (the Prometheus metrics still count them)."""
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -389,4 +390,4 @@ def run(config: ClickmlConfig, host: str | None = None, port: int | None = None,
     state = build_state(config, reload_seconds)
     host, port = host or config.serving.host, port or config.serving.port
     log.info("clickml serve on http://%s:%d (%d experiment(s))", host, port, len(state.routers))
-    Server(uvicorn.Config(create_app(state), host=host, port=port, log_level="info")).run()
+    Server(uvicorn.Config(create_app(state), host=host, port=port, log_level="info", access_log=access_log)).run()

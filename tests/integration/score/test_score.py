@@ -134,3 +134,41 @@ def test_an_als_model_writes_top_k_recommendations_per_active_user(spark, scorin
         assert [r["rank"] for r in ordered] == list(range(1, len(ordered) + 1)) and len(ordered) <= job.k
         assert [r["score"] for r in ordered] == sorted((r["score"] for r in ordered), reverse=True)
     print(result.report())
+
+
+def test_a_deep_model_scores_the_latest_as_of_date_like_its_own_transform(spark, scoring, monkeypatch, tmp_path):
+    """The binary path of `run` with the deep model (TorchDistributor, one process, one epoch)
+    fitted here on the shared propensity training set: one prediction per user of the feature
+    rows, each equal to the model's own transform, the decision at the model's threshold."""
+    pytest.importorskip("torch", reason="the deep model needs the `dl` extra (torch)")
+    import pipelines.train.scoring as scoring_module
+    from pipelines.deep import DeepTabularClassifier
+    from pipelines.score.stage import available_as_of_dates, propensity_frame
+    from pipelines.train.preprocess import feature_columns
+
+    config = scoring
+    lake = Lake(config, spark)
+    job = config.training.jobs["propensity"]
+    training = lake.read(config.tables.propensity_training)
+    columns = feature_columns(training, job, config.tables.propensity_training)
+    model = DeepTabularClassifier(
+        numericCols=list(columns.numeric), categoricalCols=list(columns.categorical), labelCol=job.label,
+        checkpointDir=str(tmp_path / "checkpoints"), maxIter=1, batchSize=64, hiddenLayers=[8], numProcesses=1,
+        timeout=240, seed=3,
+    ).fit(training.where(F.col(job.data.split_column) == "train"))
+    ref = stage.ModelRef(job.registry.name, "7", "champion", None, f"models:/{job.registry.name}/7", {})  # no run: the model's threshold
+    monkeypatch.setattr(stage, "resolve_model", lambda name, alias, version: ref)
+    monkeypatch.setattr(scoring_module, "load_model", lambda uri: model)
+
+    result = stage.run(config, spark, "propensity")
+    latest = available_as_of_dates(config, lake)[-1]
+    assert result.kind == "binary" and result.as_of == latest and result.rows > 0
+    assert result.threshold == pytest.approx(model.value("threshold")) and result.threshold_source == "model param"
+    written = lake.read(config.tables.predictions).where(
+        (F.col("model_version") == "7") & (F.col("as_of_date") == F.lit(latest)))
+    frame = propensity_frame(config, lake, latest)
+    assert written.count() == result.rows == frame.count()  # unit: user (conf/base.yaml)
+    own = {r["user_id"]: float(r["probability"][1]) for r in model.transform(frame).select("user_id", "probability").collect()}
+    for r in written.select("user_id", "score", "decision").collect():  # bounded: the tiny pipeline's users
+        assert r["score"] == pytest.approx(own[r["user_id"]], abs=1e-9)
+        assert r["decision"] == (r["score"] >= result.threshold)

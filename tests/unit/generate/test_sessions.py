@@ -6,8 +6,10 @@ import pytest
 from pyspark.sql import functions as F
 
 from pipelines.config.generator import GeneratorConfig
-from pipelines.generate import clock, sessions as sess, users as usr
+from pipelines.generate import clock
 from pipelines.generate import events as ev
+from pipelines.generate import sessions as sess
+from pipelines.generate import users as usr
 
 CONFIG = GeneratorConfig.model_validate({"users": 120, "days": 3, "products": 50, "seed": 11})
 
