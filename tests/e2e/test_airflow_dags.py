@@ -1,9 +1,10 @@
-"""End to end: the three DAGs under `dag.test()`, every Spark step a real spark-submit (local[2]).
+"""End to end: the four DAGs under `dag.test()`, every Spark step a real spark-submit (local[2]).
 
 Six days of a small clickstream land in one arrival hour (late events are valid for
 `ingest.max_event_age_hours`), so one run of `clickstream_ingest` waits for and ingests all of it;
 `clickstream_etl_features` builds silver, features and training sets; `model_training` trains the
-logistic regression and registers and promotes it in MLflow. To fit the suite's time budget (each
+logistic regression and registers and promotes it in MLflow; `model_monitoring` scores with the
+champion, materializes its features into Redis, monitors drift and decides on retraining. To fit the suite's time budget (each
 task is a Spark application, 30-60 s on a loaded 2-core machine) the Great Expectations gates are
 marked successful and the DAG trains one model: the gate mechanism (a failed gate stops everything
 downstream) is tested in tests/integration/orchestration, the suites in tests/integration/validate,
@@ -70,7 +71,7 @@ def produce_at(bootstrap: str, topic: str, lines: list[str], when: dt.datetime) 
 @pytest.mark.slow
 @pytest.mark.e2e
 @pytest.mark.timeout(1500)  # ~5 min on an idle 2-core machine; the DAG runs take up to 900 s under load
-def test_ingest_etl_and_training_dags_end_to_end(tmp_path, kafka):
+def test_ingest_etl_and_training_dags_end_to_end(tmp_path, kafka, redis_server):
     pytest.importorskip("confluent_kafka", reason="confluent-kafka is installed by the kafka extra")
     folder = tmp_path / "landing" / "clickstream" / f"date={ARRIVAL:%Y-%m-%d}" / f"hour={ARRIVAL:%H}"
     folder.mkdir(parents=True)
@@ -91,18 +92,28 @@ def test_ingest_etl_and_training_dags_end_to_end(tmp_path, kafka):
         "orchestration.spark_submit.job_overrides=[" + ", ".join(JOB_OVERRIDES) + "]",
         "orchestration.ingest.sensor.poke_interval_seconds=1",
     ])
+    redis_server.flush()
     env.update({"CLICKML_LAKEHOUSE": str(tmp_path / "lakehouse"), "CLICKML_LANDING": str(tmp_path / "landing"),
-                "CLICKML_KAFKA_BOOTSTRAP": kafka.bootstrap})
+                "CLICKML_KAFKA_BOOTSTRAP": kafka.bootstrap, "CLICKML_REDIS_URL": redis_server.url})
     interval_end = ARRIVAL + dt.timedelta(hours=1)
     results, output = run_dags(env, [
         {"dag_id": "clickstream_ingest", "logical_date": interval_end.isoformat(), "mark_success": "validate_bronze"},
         {"dag_id": "clickstream_etl_features", "logical_date": (ARRIVAL + dt.timedelta(days=1)).isoformat(),
          "mark_success": "validate_silver|validate_features"},
         {"dag_id": "model_training", "mark_success": "validate_training_sets"},
-    ], timeout=900, log_to=tmp_path / "dagtest.log")
+        {"dag_id": "model_monitoring", "logical_date": (ARRIVAL + dt.timedelta(days=1)).isoformat()},
+    ], timeout=1200, log_to=tmp_path / "dagtest.log")
 
     for result in results:
         assert result["state"] == "success", (result, output[-5000:])
+    # model_monitoring: the champion scores the latest as-of date, its features go to Redis, the
+    # monitor writes its drift rows, and check_drift decides (on this tiny data either way: an alert
+    # triggers model_training, none skips `retrain`).
+    monitoring = results.pop(3)["tasks"]
+    retrain = monitoring.pop("monitor_propensity.retrain")
+    assert monitoring == {f"monitor_propensity.{t}": "success" for t in ("score", "materialize", "monitor", "check_drift")}
+    assert retrain in ("success", "skipped"), retrain
+    assert ("no drift alert for propensity: no retraining" in output) == (retrain == "skipped"), output[-5000:]
     training_tasks = results[2]["tasks"]
     assert training_tasks.pop("check_models") == "skipped"  # runs (and fails the run) only when a model failed
     for tasks in (results[0]["tasks"], results[1]["tasks"], training_tasks):
@@ -120,7 +131,8 @@ def test_ingest_etl_and_training_dags_end_to_end(tmp_path, kafka):
     sources = bronze.group_by("source").aggregate([("event_id", "count")]).to_pydict()
     assert dict(zip(sources["source"], sources["event_id_count"])) == {
         "clickstream": len(in_files), "clickstream_kafka": len(on_kafka)}
-    for table in ("silver/sessions", "gold/user_features", "gold/propensity_training", "gold/implicit_training"):
+    for table in ("silver/sessions", "gold/user_features", "gold/propensity_training", "gold/implicit_training",
+                  "gold/predictions", "monitor/drift"):
         assert DeltaTable(str(lake / table)).to_pyarrow_table().num_rows > 0, table
 
     from mlflow import MlflowClient
@@ -129,3 +141,8 @@ def test_ingest_etl_and_training_dags_end_to_end(tmp_path, kafka):
     champion = client.get_model_version_by_alias("clickml-propensity", "champion")
     assert str(champion.version) == "1" and champion.tags["run_id"]
     assert champion.tags["promotion"] == "promoted: no champion yet"  # decided by the promote task
+    import redis
+
+    online = redis.Redis.from_url(redis_server.url)
+    assert online.hget("clickml:propensity:meta", "as_of_date") is not None  # materialized by the monitoring DAG
+    assert any(True for _ in online.scan_iter("clickml:propensity:features:*", count=100))
