@@ -294,11 +294,18 @@ class ProtocolError(RuntimeError):
     """The server's answer is not HTTP/1.1 as expected."""
 
 
+IDLE_REUSE_SECONDS = 4.0
+"""An idle connection is reused only within this time: uvicorn closes keep-alive connections idle
+for 5 s (`timeout_keep_alive`), and a request written just as it closes gets no answer (an
+IncompleteReadError of 0 bytes, counted as an error, though the server never saw the request)."""
+
+
 class Connection:
     """One keep-alive HTTP/1.1 connection: write a request, read one response."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.reader, self.writer = reader, writer
+        self.released = time.monotonic()
 
     async def exchange(self, request: bytes) -> tuple[int, bytes, bool]:
         """(status, body, reusable) of one request."""
@@ -347,8 +354,11 @@ class Pool:
         self.open = self.peak = self.opened = 0
 
     async def acquire(self) -> Connection:
-        if self.idle:
-            return self.idle.pop()
+        while self.idle:
+            conn = self.idle.pop()  # the most recently used first
+            if time.monotonic() - conn.released < IDLE_REUSE_SECONDS:
+                return conn
+            self.discard(conn)  # the server may be closing it right now: a request on it would be lost
         if self.open < self.limit:
             return await self._connect()
         waiter = asyncio.get_running_loop().create_future()
@@ -373,6 +383,7 @@ class Pool:
         return Connection(reader, writer)
 
     def release(self, conn: Connection) -> None:
+        conn.released = time.monotonic()
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
