@@ -158,13 +158,24 @@ def fixed_horizon(
             hits["srm_flag"] += srm.mismatch
         done += k
     out = {"n_experiments": n_experiments, "n_users": n_users, "conv_lift": conv_lift, "click_lift": click_lift, "truth": truth}
-    for key, count in hits.items():
+    _rates(out, hits, n_experiments)
+    return _means(out, {"cuped_width_ratio": width_ratio, "cuped_variance_reduction": variance_reduction,
+                        "cuped_width_ratio_conversion": cuped_conv_ratio})
+
+
+def _rates(out: dict, counts: dict, n_experiments: int) -> dict:
+    """Each count as a rate over the experiments with its Monte Carlo standard error, into `out`."""
+    for key, count in counts.items():
         rate = count / n_experiments
         out[key] = {"rate": rate, "se": mc_se(rate, n_experiments)}
-    for key, values in (("cuped_width_ratio", width_ratio), ("cuped_variance_reduction", variance_reduction),
-                        ("cuped_width_ratio_conversion", cuped_conv_ratio)):
+    return out
+
+
+def _means(out: dict, series: dict) -> dict:
+    """Each series' mean with its standard error, into `out`."""
+    for key, values in series.items():
         arr = np.asarray(values)
-        out[key] = {"mean": float(arr.mean()), "se": float(arr.std(ddof=1) / math.sqrt(arr.size))}
+        out[key] = {"mean": float(arr.mean()), "se": float(arr.std(ddof=1) / math.sqrt(arr.size)) if arr.size > 1 else math.nan}
     return out
 
 
@@ -233,9 +244,7 @@ def _count_looks(counts: dict, stop_days: list, looked: tuple[bool, int | None, 
 
 
 def _sequential_rates(out: dict, counts: dict, stop_days: list, n_experiments: int) -> dict:
-    for key, count in counts.items():
-        rate = count / n_experiments
-        out[key] = {"rate": rate, "se": mc_se(rate, n_experiments)}
+    _rates(out, counts, n_experiments)
     out["msprt_mean_stop_day"] = float(np.mean(stop_days)) if stop_days else None
     return out
 
@@ -383,13 +392,8 @@ def generated_fixed_horizon(pop: GeneratedPopulation, n_experiments: int = 1000,
             hits["srm_flag"] += srm.mismatch
         done += k
     out = {"n_experiments": n_experiments, "n_users": pop.n, "aa": aa, "truth": truth}
-    for key, count in hits.items():
-        rate = count / n_experiments
-        out[key] = {"rate": rate, "se": mc_se(rate, n_experiments)}
-    for key, values in (("cuped_width_ratio", width_ratio), ("cuped_variance_reduction", variance_reduction)):
-        arr = np.asarray(values)
-        out[key] = {"mean": float(arr.mean()), "se": float(arr.std(ddof=1) / math.sqrt(arr.size)) if arr.size > 1 else math.nan}
-    return out
+    _rates(out, hits, n_experiments)
+    return _means(out, {"cuped_width_ratio": width_ratio, "cuped_variance_reduction": variance_reduction})
 
 
 def generated_sequential(pop: GeneratedPopulation, n_experiments: int = 1000, aa: bool = True, tau2: float = 1e-4,

@@ -19,8 +19,6 @@ within the attribution window under each variant: the population's true lift is 
 
 from __future__ import annotations
 
-import datetime as dt
-
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -182,8 +180,3 @@ def user_truth(truth_sessions: DataFrame, config: GeneratorConfig, attribution_w
         F.col("pre_product_views").cast("long").alias("pre_product_views"),
         F.col("pre_purchases").cast("long").alias("pre_purchases"),
     )
-
-
-def experiment_day(first_exposure: dt.datetime, config: GeneratorConfig) -> int:
-    """Days since the experiment's start of a first exposure (0: the first day)."""
-    return (first_exposure.date() - config.experiment_start).days
