@@ -38,8 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipelines import generate, ingest, silver
 from pipelines.config import load_config
 from pipelines.generate import ex_ante_window_auc, ex_ante_window_probability, oracle_window_auc
-from pipelines.generate.latent import auc
-from pipelines.generate.latent import default_window
+from pipelines.generate.latent import auc, default_window
 from pipelines.lake import Lake
 from pipelines.spark import build_session
 from pipelines.train import stage as train_stage

@@ -67,10 +67,9 @@ def submit_jars(settings: DagSettings) -> str | None:
 def spark_job(settings: DagSettings, task_id: str, job: str, args: list[str], *, timeout_minutes: float,
               retries: int | None = None, doc_md: str | None = None, conf: dict[str, str] | None = None,
               **kwargs: Any):
-    """A `SparkSubmitOperator` running `jobs/<job>.py` with the standard arguments and `args`."""
-    from airflow.providers.apache.spark.operators.spark_submit import (
-        SparkSubmitOperator,
-    )
+    """A `SparkSubmitOperator` (`ClickmlSparkSubmitOperator`: jars on the driver classpath of a
+    local master) running `jobs/<job>.py` with the standard arguments and `args`."""
+    from pipelines.orchestration.operators import ClickmlSparkSubmitOperator
 
     orchestration = settings.config.orchestration
     submit = orchestration.spark_submit
@@ -80,7 +79,7 @@ def spark_job(settings: DagSettings, task_id: str, job: str, args: list[str], *,
     if submit.pool:
         extra["pool"] = submit.pool
     application = str(Path(settings.jobs_dir) / f"{job}.py")
-    return SparkSubmitOperator(
+    return ClickmlSparkSubmitOperator(
         task_id=task_id,
         application=application,
         application_args=job_arguments(settings, *args),

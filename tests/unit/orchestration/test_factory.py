@@ -44,7 +44,9 @@ def test_ingest_dag_waits_ingests_the_interval_and_gates(dags, dag_settings):
     assert type(sensor).__name__ == "LandingFilesSensor" and sensor.deferrable
     assert sensor.timeout == 6 * 3600 and sensor.poke_interval == 60
     ingest = dag.get_task("clickstream.ingest")
-    assert type(ingest).__name__ == "SparkSubmitOperator"
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+    assert isinstance(ingest, SparkSubmitOperator) and type(ingest).__name__ == "ClickmlSparkSubmitOperator"
     assert ingest.application.endswith("/jobs/ingest_clickstream.py")
     args = ingest.application_args
     assert args[:2] == ["--profile", "local"] and "--conf-dir" in args

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -86,12 +87,40 @@ def test_gpu_profile_discovery_script_does_not_depend_on_the_working_directory(t
     assert settings["spark.executor.resource.gpu.discoveryScript"] == str(script)
 
 
-def test_jars_and_the_delta_extension(tmp_path):
-    config = make_config(tmp_path)
-    with_jars = session_settings(config, jars="/opt/jars/delta-spark_4.1_2.13-4.4.0.jar,/opt/jars/delta-storage-4.4.0.jar")
-    assert with_jars["spark.jars"] == "/opt/jars/delta-spark_4.1_2.13-4.4.0.jar,/opt/jars/delta-storage-4.4.0.jar"
+JARS = "/opt/jars/delta-spark_4.1_2.13-4.4.0.jar,/opt/jars/delta-storage-4.4.0.jar"
+
+
+def test_jars_and_the_delta_extension_on_a_cluster_master(tmp_path):
+    config = make_config(tmp_path, "spark.master=spark://spark-master:7077")
+    with_jars = session_settings(config, jars=JARS)
+    assert with_jars["spark.jars"] == JARS  # shipped to the executors
+    assert "spark.driver.extraClassPath" not in with_jars
     assert with_jars["spark.sql.extensions"] == DELTA_EXTENSION
     assert with_jars["spark.sql.catalog.spark_catalog"].endswith("DeltaCatalog")
+
+
+def test_jars_of_a_local_master_go_on_the_driver_classpath(tmp_path):
+    # Regression: as spark.jars, every local JVM copied all jars (638 MB) into its temp folder;
+    # killed JVMs left the copies behind and a test run filled the disk.
+    with_jars = session_settings(make_config(tmp_path, "spark.master=local[2]"), jars=JARS)
+    assert "spark.jars" not in with_jars
+    assert with_jars["spark.driver.extraClassPath"] == JARS.replace(",", os.pathsep)
+    assert with_jars["spark.sql.extensions"] == DELTA_EXTENSION
+
+
+@pytest.mark.parametrize("master", ["spark://127.0.0.1:7077", "spark://localhost:7077"])
+def test_a_standalone_master_on_loopback_gets_the_jars_on_both_classpaths(tmp_path, master):
+    # `make up`'s cluster: its worker can only be on this host; shipped, each executor copied 638 MB
+    with_jars = session_settings(make_config(tmp_path, f"spark.master={master}"), jars=JARS)
+    assert "spark.jars" not in with_jars
+    assert with_jars["spark.driver.extraClassPath"] == with_jars["spark.executor.extraClassPath"] == JARS.replace(",", os.pathsep)
+
+
+def test_a_driver_classpath_in_the_config_comes_first_and_keeps_the_jars(tmp_path):
+    config = make_config(tmp_path, "spark.master=local[2]", "spark.conf={'spark.driver.extraClassPath': '/opt/extra.jar'}")
+    settings = session_settings(config, jars=JARS)
+    assert settings["spark.driver.extraClassPath"].split(os.pathsep) == ["/opt/extra.jar", *JARS.split(",")]
+    assert session_settings(config)["spark.driver.extraClassPath"] == "/opt/extra.jar"  # no jars: the config's alone
 
 
 def test_another_extension_in_the_config_keeps_delta(tmp_path):
@@ -259,7 +288,11 @@ def test_live_session_has_the_settings(spark):
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
     assert spark.sparkContext.master == "local[2]"
     assert delta_extension_loaded(spark)  # the jars of `make jars` are on its classpath
-    assert "delta-spark_" in spark.conf.get("spark.jars")
+    assert "delta-spark_" in spark.conf.get("spark.driver.extraClassPath")
+    # ... read where they lie: nothing copied into the session's temp folder (a 638 MB copy per JVM before)
+    from pyspark import SparkFiles
+
+    assert not list(Path(SparkFiles.getRootDirectory()).glob("*.jar"))
 
 
 def test_building_again_reuses_the_active_session(spark, tmp_path):
