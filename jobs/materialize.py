@@ -4,6 +4,7 @@ recommendations (recommendation jobs) into the online store (Redis, `serving.red
     spark-submit jobs/materialize.py propensity                      # latest as-of date, incremental
     spark-submit jobs/materialize.py propensity --as-of 2024-01-10 --force
     spark-submit jobs/materialize.py recommender --alias champion
+    spark-submit jobs/materialize.py recommender --experiment recs_ab   # every variant's version
 """
 
 import datetime as dt
@@ -21,13 +22,19 @@ def _arguments(parser):
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--alias", default=materialize.DEFAULT_ALIAS, help="recommendation jobs: model alias (default: champion)")
     which.add_argument("--version", help="recommendation jobs: model version (instead of an alias)")
+    which.add_argument("--experiment", help="recommendation jobs: the version of every variant of this experiment")
 
 
 def main(argv=None) -> int:
     config, spark, args = start_job("Materialize a job's online features or recommendations into Redis.", argv, _arguments)
-    result = materialize.run(config, spark, args.job, as_of=args.as_of, force=args.force, alias=args.alias,
-                             version=args.version)
-    print(result.report())
+    if args.experiment:
+        results = materialize.run_experiment(config, spark, args.experiment, as_of=args.as_of, force=args.force,
+                                             job=args.job)
+    else:
+        results = [materialize.run(config, spark, args.job, as_of=args.as_of, force=args.force, alias=args.alias,
+                                   version=args.version)]
+    for result in results:
+        print(result.report())
     return 0
 
 

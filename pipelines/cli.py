@@ -93,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     recs_model = materialize.add_mutually_exclusive_group()
     recs_model.add_argument("--alias", default="champion", help="recommendation jobs: whose scored rows (default: champion)")
     recs_model.add_argument("--version", help="recommendation jobs: model version (instead of an alias)")
+    recs_model.add_argument("--experiment", help="recommendation jobs: the version of every variant of this experiment "
+                            "(the default version stays)")
 
     serve = commands.add_parser("serve", help="the model server: online features, experiments, exposures (until stopped)")
     serve.add_argument("--host", help="interface to listen on (default: serving.host)")
@@ -353,12 +355,17 @@ def _materialize(config: ClickmlConfig, args: argparse.Namespace) -> int:
     from pipelines.serve.online import OnlineStoreError
 
     try:
-        result = materialize.run(config, _spark(config), args.job, as_of=args.as_of, force=args.force,
-                                 alias=args.alias, version=args.version)
+        if args.experiment:
+            results = materialize.run_experiment(config, _spark(config), args.experiment, as_of=args.as_of,
+                                                 force=args.force, job=args.job)
+        else:
+            results = [materialize.run(config, _spark(config), args.job, as_of=args.as_of, force=args.force,
+                                       alias=args.alias, version=args.version)]
     except (materialize.MaterializeError, OnlineStoreError) as exc:
         print(f"clickml: {exc}", file=sys.stderr)
         return 1
-    print(result.report())
+    for result in results:
+        print(result.report())
     return 0
 
 

@@ -50,7 +50,7 @@ class ServingConfig(Section):
     shipped config reads `${CLICKML_REDIS_URL}`."""
     key_prefix: str = "clickml"
     """Prefix of every key: `<prefix>:<job>:features:<user_id>` (a hash: the feature columns and
-    `as_of_date`), `<prefix>:<job>:recs:<user_id>` and `<prefix>:<job>:meta`."""
+    `as_of_date`), `<prefix>:<job>:recs:<model_version>:<user_id>` and `<prefix>:<job>:meta`."""
     feature_ttl_hours: float = Field(default=72.0, gt=0)
     """Time to live of the per-user keys; a user not rewritten by a later materialization expires."""
     write_batch_size: int = Field(default=500, ge=1, le=100_000)

@@ -1,7 +1,7 @@
 """The model server (`clickml serve`): online features from Redis, models in-process, experiments.
 
     POST /score                      {"user_id": "u1", "experiment": "propensity_ab"} -> P(buy) + variant
-    GET  /recommendations/{user_id}  the recommender's materialized top-k
+    GET  /recommendations/{user_id}  the recommender's materialized top-k (?experiment=: each variant's version)
     GET  /health                     200 when Redis answers and every variant has a model, else 503
     GET  /metrics                    Prometheus text (requests, latency, errors per variant, fallbacks)
     POST /admin/reload               re-resolve the aliases now (also every `reload_seconds`)
@@ -58,7 +58,8 @@ class LoadedVariant:
     run_id: str | None
     threshold: float
     model: object
-    """Has `predict_proba(rows) -> np.ndarray` of P(1)."""
+    """Has `predict_proba(rows) -> np.ndarray` of P(1); None for a recommender, whose variants
+    serve the top-k `clickml materialize` wrote for their version."""
 
 
 def _resolve_default(model_name: str, alias: str | None, version: int | None):
@@ -91,6 +92,9 @@ class ModelSet:
     def model_name(self, spec: ExperimentSpec) -> str:
         return self.config.training.jobs[spec.job].registry.name
 
+    def is_recommender(self, spec: ExperimentSpec) -> bool:
+        return self.config.training.jobs[spec.job].task == "recommendation"
+
     def _load(self, experiment_id: str, variant: str, spec: ExperimentSpec, known: LoadedVariant | None) -> LoadedVariant:
         arm = spec.variants[variant]
         name = self.model_name(spec)
@@ -101,6 +105,11 @@ class ModelSet:
             raise ServingError(f"experiment {experiment_id}, variant {variant}: cannot resolve {reference}: {exc}") from exc
         if known is not None and known.version == str(ref.version):
             return known
+        if self.is_recommender(spec):
+            # No model in-process: the variant serves its version's materialized top-k (ALS has no
+            # per-request form here; scoring a user against every item belongs to batch scoring).
+            log.info("serving %s/%s: %s v%s (materialized top-k)", experiment_id, variant, name, ref.version)
+            return LoadedVariant(experiment_id, variant, name, reference, str(ref.version), ref.run_id, float("nan"), None)
         try:
             model = self.loader(f"models:/{name}/{ref.version}")
         except Exception as exc:  # noqa: BLE001
@@ -219,13 +228,71 @@ class ServerState:
 
     # -- requests --------------------------------------------------------------------------
     def experiment_for(self, asked: str | None) -> str:
+        """The propensity experiment of a /score request (the only one when none is named)."""
+        scoring = [eid for eid, router in self.routers.items() if not self.models.is_recommender(router.spec)]
         if asked is not None:
             if asked not in self.routers:
                 raise HTTPException(404, f"unknown experiment {asked!r}; configured: {', '.join(self.routers) or 'none'}")
+            if asked not in scoring:
+                raise HTTPException(400, f"experiment {asked} is on recommendation job {self.routers[asked].spec.job}: "
+                                         f"GET /recommendations/{{user_id}}?experiment={asked}")
             return asked
-        if len(self.routers) == 1:
-            return next(iter(self.routers))
-        raise HTTPException(400, f"name the experiment: one of {', '.join(self.routers) or 'none (configure experiments:)'}")
+        if len(scoring) == 1:
+            return scoring[0]
+        raise HTTPException(400, f"name the experiment: one of {', '.join(scoring) or 'none (configure experiments:)'}")
+
+    def recommend(self, user_id: str, job: str | None, k: int, experiment: str | None = None,
+                  request_id: str | None = None, session_id: str | None = None) -> dict:
+        """A user's top-k: by the version of the variant `experiment` assigns (exposure logged), or
+        without one by the job's default version. An unknown user gets an empty list (counted)."""
+        jobs = [name for name, spec in self.config.training.jobs.items() if spec.task == "recommendation"]
+        spec = None
+        if experiment is not None:
+            if experiment not in self.routers:
+                raise HTTPException(404, f"unknown experiment {experiment!r}; configured: {', '.join(self.routers) or 'none'}")
+            spec = self.routers[experiment].spec
+            if spec.job not in jobs:
+                raise HTTPException(400, f"experiment {experiment} is on job {spec.job}, not a recommendation job: POST /score")
+            if job is not None and job != spec.job:
+                raise HTTPException(400, f"experiment {experiment} is on job {spec.job}, not {job}")
+            job = spec.job
+        job = job or (jobs[0] if len(jobs) == 1 else None)
+        if job is None or job not in jobs:
+            raise HTTPException(400, f"name the recommendation job (?job=): one of {', '.join(jobs) or 'none'}")
+        if not 1 <= k <= 1000:
+            raise HTTPException(422, f"k must be between 1 and 1000, got {k}")
+        if spec is None:
+            items = self.store.get_recommendations(job, user_id)
+            meta = self.store.meta(job) or {}
+            return {"user_id": user_id, "job": job, "variant": "materialized" if items else "default",
+                    "model_version": meta.get("model_version"),
+                    "as_of_date": str(meta["as_of_date"]) if meta.get("as_of_date") else None,
+                    "items": [{"product_id": p, "score": s} for p, s in items[:k]]}
+        decision = self.routers[experiment].decide(user_id)
+        served = self.models.get(experiment, decision.variant)
+        items = self.store.get_recommendations(job, user_id, served.version)
+        meta = self.store.meta(job, model_version=served.version) or {}
+        request_id = request_id or new_request_id()
+        shadows = []
+        for name in decision.shadows:
+            shadow = self.models.get(experiment, name)
+            try:
+                top = self.store.get_recommendations(job, user_id, shadow.version)
+            except OnlineStoreError as exc:  # a failing shadow never fails the answer
+                log.error("shadow %s/%s v%s failed for request %s: %s", experiment, name, shadow.version, request_id, exc)
+                continue
+            shadows.append({"variant": name, "model_version": shadow.version, "items": [p for p, _ in top[:k]]})
+        if self.exposures is not None:
+            now = dt.datetime.now(dt.timezone.utc)
+            rows = [Exposure(experiment, decision.variant, user_id, request_id, served.version, now, session_id)]
+            rows += [Exposure(experiment, s["variant"], user_id, f"{request_id}.{s['variant']}", s["model_version"], now,
+                              session_id) for s in shadows]
+            self.exposures.write(rows)
+        return {"request_id": request_id, "user_id": user_id, "job": job, "experiment": experiment,
+                "variant": decision.variant, "model": {"name": served.model_name, "version": served.version},
+                "model_version": served.version, "source": "materialized" if items else "default",
+                "as_of_date": str(meta["as_of_date"]) if meta.get("as_of_date") else None,
+                "items": [{"product_id": p, "score": s} for p, s in items[:k]], "shadow": shadows}
 
     def score(self, body: ScoreRequest) -> dict:
         eid = self.experiment_for(body.experiment)
@@ -299,35 +366,44 @@ def create_app(state: ServerState) -> FastAPI:
         return answer
 
     @app.get("/recommendations/{user_id}")
-    def recommendations(user_id: str, job: str | None = None, k: int = 10):
+    def recommendations(user_id: str, job: str | None = None, k: int = 10, experiment: str | None = None,
+                        request_id: str | None = None, session_id: str | None = None):
         started = time.perf_counter()
-        jobs = [name for name, spec in state.config.training.jobs.items() if spec.task == "recommendation"]
-        job = job or (jobs[0] if len(jobs) == 1 else None)
-        if job is None or job not in jobs:
-            observe("recommendations", "", "", 400, started)
-            raise HTTPException(400, f"name the recommendation job (?job=): one of {', '.join(jobs) or 'none'}")
-        if not 1 <= k <= 1000:
-            observe("recommendations", "", "", 422, started)
-            raise HTTPException(422, f"k must be between 1 and 1000, got {k}")
+        if (request_id and len(request_id) > 128) or (session_id and len(session_id) > 256):
+            observe("recommendations", experiment or "", "", 422, started)
+            raise HTTPException(422, "request_id is at most 128 characters, session_id at most 256")
         try:
-            items = state.store.get_recommendations(job, user_id)
-            meta = state.store.meta(job) or {}
+            answer = state.recommend(user_id, job, k, experiment, request_id, session_id)
+        except HTTPException as exc:
+            observe("recommendations", experiment or "", "", exc.status_code, started)
+            raise
         except OnlineStoreError as exc:
-            observe("recommendations", "", "", 503, started)
+            observe("recommendations", experiment or "", "", 503, started)
             raise HTTPException(503, str(exc)) from exc
-        variant = "materialized" if items else "default"
-        observe("recommendations", "", variant, 200, started)
-        return {"user_id": user_id, "job": job, "variant": variant, "model_version": meta.get("model_version"),
-                "as_of_date": str(meta["as_of_date"]) if meta.get("as_of_date") else None,
-                "items": [{"product_id": p, "score": s} for p, s in items[:k]]}
+        observe("recommendations", answer.get("experiment") or "", answer["variant"], 200, started)
+        return answer
 
     @app.get("/health")
     def health():
         redis_ok = state.store.ping()
-        models = [{"experiment": m.experiment_id, "variant": m.variant, "model": m.model_name, "version": m.version}
-                  for m in state.models.all()]
-        ok = redis_ok and len(models) == sum(len(s.variants) for s in state.config.experiments.values())
-        return JSONResponse({"status": "ok" if ok else "degraded", "redis": redis_ok, "models": models},
+        models, unmaterialized = [], []
+        for m in state.models.all():
+            entry = {"experiment": m.experiment_id, "variant": m.variant, "model": m.model_name, "version": m.version}
+            if m.model is None:  # a recommender variant: its version's top-k must be in the store
+                job = state.config.experiments[m.experiment_id].job
+                entry["materialized"] = False
+                if redis_ok:
+                    with contextlib.suppress(OnlineStoreError):
+                        entry["materialized"] = state.store.meta(job, model_version=m.version) is not None
+                if not entry["materialized"]:
+                    unmaterialized.append(f"{job} v{m.version}")
+            models.append(entry)
+        ok = (redis_ok and not unmaterialized
+              and len(models) == sum(len(s.variants) for s in state.config.experiments.values()))
+        body = {"status": "ok" if ok else "degraded", "redis": redis_ok, "models": models}
+        if unmaterialized:
+            body["not_materialized"] = sorted(set(unmaterialized))  # clickml materialize JOB --experiment E
+        return JSONResponse(body,
                             status_code=200 if ok else 503)
 
     @app.get("/metrics")

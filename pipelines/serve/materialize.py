@@ -5,7 +5,9 @@
   the same point-in-time features), one hash per user.
 - Recommendation jobs: the rows `clickml score` wrote into `tables.recommendations` for the job,
   the as-of date and the model version behind `alias` (default champion) or `version`, one hash
-  per user with the items in rank order.
+  per user and version with the items in rank order. That version becomes the one served without
+  an experiment; `run_experiment` materializes the version of each variant of an experiment
+  (`clickml materialize JOB --experiment E`) and leaves that default alone.
 
 The Spark tasks write (`foreachPartition`, pipelined MULTI/EXEC batches of
 `serving.write_batch_size` users); nothing but one row of defaults and a count comes back to the
@@ -65,13 +67,16 @@ class MaterializeResult:
     previous_as_of: dt.date | None = None
     skipped: bool = False
     forced: bool = False
+    default_moved: bool = False
+    """A skipped recommendation version was made the default (it was materialized before)."""
     seconds: float = 0.0
 
     def report(self) -> str:
         what = f"{self.kind} of {self.job} as of {self.as_of}" + (f" (model v{self.model_version})" if self.model_version else "")
         if self.skipped:
+            moved = "; now the default version" if self.default_moved else ""
             return (f"materialize {what}: {self.store} already holds as-of {self.previous_as_of}; nothing written "
-                    f"(--force rewrites) ({self.seconds:.1f}s)")
+                    f"(--force rewrites){moved} ({self.seconds:.1f}s)")
         detail = f"{self.users:,} users" + (f" x {self.columns} features" if self.kind == "features" else "")
         again = " (forced)" if self.forced else ""
         return f"materialize {what}: {detail} -> {self.store}{again} ({self.seconds:.1f}s)"
@@ -118,8 +123,11 @@ def should_skip(held: dt.date | None, held_kind: str | None, held_version: str |
 # -- the stage -------------------------------------------------------------------------------
 
 def run(config: ClickmlConfig, spark: SparkSession, job: str, as_of: dt.date | None = None, force: bool = False,
-        alias: str | None = DEFAULT_ALIAS, version: str | int | None = None) -> MaterializeResult:
-    """Materialize `job` as of `as_of` (default: the latest built, or scored for recommendations)."""
+        alias: str | None = DEFAULT_ALIAS, version: str | int | None = None, set_default: bool = True) -> MaterializeResult:
+    """Materialize `job` as of `as_of` (default: the latest built, or scored for recommendations).
+
+    Recommendation jobs: `set_default` makes the version the one `/recommendations` serves without
+    an experiment (the job's meta key); False writes only the version's own keys and meta."""
     from pipelines.lake import Lake
     from pipelines.score.stage import kind_of
 
@@ -137,8 +145,6 @@ def run(config: ClickmlConfig, spark: SparkSession, job: str, as_of: dt.date | N
         raise MaterializeError(f"cannot reach Redis at {masked_url(serving.redis_url)} (serving.redis_url): {exc}") from exc
     store = OnlineStore(serving, client=client)
     lake = Lake(config, spark)
-    held = store.meta(job, fresh=True)
-
     if kind == "features":
         if config.training_sets.propensity.unit != "user":
             raise MaterializeError(f"job {job}: online features are per user; training_sets.propensity.unit is "
@@ -147,11 +153,14 @@ def run(config: ClickmlConfig, spark: SparkSession, job: str, as_of: dt.date | N
     else:
         date = _recommendations_as_of(config, lake, job, as_of)
         model_version = str(version) if version is not None else _resolve_version(config, job, alias)
+    held = store.meta(job, fresh=True, model_version=model_version if kind == "recommendations" else None)
     result = MaterializeResult(job, kind, date, where, model_version=model_version, forced=force,
                                previous_as_of=held["as_of_date"] if held else None)
     if should_skip(result.previous_as_of, held.get("kind") if held else None, held.get("model_version") if held else None,
                    date, kind, model_version, force):
         result.skipped = True
+        if kind == "recommendations" and set_default:
+            result.default_moved = _point_default_at(client, serving, store, job, model_version)
         result.seconds = time.time() - started
         log.info("%s", result.report())
         return result
@@ -184,10 +193,52 @@ def run(config: ClickmlConfig, spark: SparkSession, job: str, as_of: dt.date | N
         raise MaterializeError(f"materialize {job} as of {date}: no user to write (no active user in {meta['source']}); "
                                f"the store keeps as-of {result.previous_as_of}")
     meta["users"] = str(result.users)
-    write_meta(client, serving.key_prefix, job, meta, ttl)
+    if kind == "recommendations":
+        write_meta(client, serving.key_prefix, job, meta, ttl, model_version=model_version)
+    if kind == "features" or set_default:
+        write_meta(client, serving.key_prefix, job, meta, ttl)
     result.seconds = time.time() - started
     log.info("%s", result.report())
     return result
+
+
+def _point_default_at(client, serving, store: OnlineStore, job: str, model_version: str) -> bool:
+    """Make the materialized `model_version` the job's default (its meta copied to the job's meta
+    key) when the default names another version or as-of date; True when it moved."""
+    from pipelines.serve.online import meta_key
+
+    current, wanted = store.meta(job, fresh=True), store.meta(job, fresh=True, model_version=model_version)
+    if wanted is None or (current and current.get("model_version") == model_version
+                          and current.get("as_of_date") == wanted.get("as_of_date")):
+        return False
+    raw = client.hgetall(meta_key(serving.key_prefix, job, model_version))
+    write_meta(client, serving.key_prefix, job, raw, int(serving.feature_ttl_hours * 3600))
+    log.info("%s: the default recommendations are now v%s (as of %s)", job, model_version, wanted["as_of_date"])
+    return True
+
+
+def run_experiment(config: ClickmlConfig, spark: SparkSession, experiment_id: str, as_of: dt.date | None = None,
+                   force: bool = False, job: str | None = None) -> list[MaterializeResult]:
+    """Materialize the top-k of every model version the variants of a recommender experiment serve
+    (each variant's alias resolved now, or its version); the job's default version stays as it is.
+    `job`, when given (the command line's), must be the experiment's."""
+    spec = config.experiments.get(experiment_id)
+    if spec is None:
+        raise MaterializeError(f"unknown experiment {experiment_id!r}; configured: {', '.join(config.experiments) or 'none'}")
+    if job is not None and job != spec.job:
+        raise MaterializeError(f"experiment {experiment_id} is on job {spec.job}, not {job}")
+    if config.training.jobs[spec.job].task != "recommendation":
+        raise MaterializeError(f"experiment {experiment_id} is on job {spec.job}, not a recommendation job: its variants "
+                               f"share the user features (clickml materialize {spec.job})")
+    versions: dict[str, list[str]] = {}
+    for name, arm in spec.variants.items():
+        version = str(arm.version) if arm.version is not None else _resolve_version(config, spec.job, arm.alias)
+        versions.setdefault(version, []).append(name)
+    results = []
+    for version, names in versions.items():
+        log.info("experiment %s: variant(s) %s serve %s v%s", experiment_id, ", ".join(names), spec.job, version)
+        results.append(run(config, spark, spec.job, as_of=as_of, force=force, version=version, set_default=False))
+    return results
 
 
 def _features_as_of(config: ClickmlConfig, lake, as_of: dt.date | None) -> dt.date:
@@ -249,4 +300,4 @@ def _recommendation_items(config: ClickmlConfig, lake, job: str, date: dt.date, 
                     F.transform("ranked", lambda r: F.struct(r["product_id"], r["score"])).alias("items")))
 
 
-__all__ = ["MaterializeError", "MaterializeResult", "OnlineStoreError", "run"]
+__all__ = ["MaterializeError", "MaterializeResult", "OnlineStoreError", "run", "run_experiment"]

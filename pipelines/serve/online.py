@@ -5,12 +5,16 @@ but the fallback counters:
 
 - `<prefix>:<job>:features:<user_id>`: a hash, one field per feature column (the columns batch
   scoring gives the model) plus `as_of_date`;
-- `<prefix>:<job>:recs:<user_id>`: a hash with `as_of_date`, `model_version` and `items`, a JSON
-  list of `[product_id, score]` in rank order;
+- `<prefix>:<job>:recs:<model_version>:<user_id>`: a hash with `as_of_date`, `model_version` and
+  `items`, a JSON list of `[product_id, score]` in rank order: one set per materialized version,
+  so an experiment serves each variant's own top-k;
 - `<prefix>:<job>:meta`: a hash written last by `clickml materialize`: `kind` (features or
-  recommendations), `as_of_date`, `materialized_at`, `users`, `model_version` (recommendations),
-  `schema` (JSON: column -> type) and `defaults` (JSON: column -> stored value: the median of a
-  numeric column and the mode of another over the materialized users, zero where it is all null);
+  recommendations), `as_of_date`, `materialized_at`, `users`, `model_version` (recommendations:
+  the version served without an experiment), `schema` (JSON: column -> type) and `defaults`
+  (JSON: column -> stored value: the median of a numeric column and the mode of another over the
+  materialized users, zero where it is all null);
+- `<prefix>:<job>:meta:<model_version>`: recommendations only, the same hash for each
+  materialized version (`clickml materialize JOB --experiment E` writes these alone);
 - `<prefix>:<job>:fallbacks`: counters (HINCRBY, no TTL) `missing_user`, `missing_feature`,
   `missing_recs`, reported by the server's /metrics.
 
@@ -51,12 +55,13 @@ def feature_key(prefix: str, job: str, user_id: str) -> str:
     return f"{prefix}:{job}:features:{user_id}"
 
 
-def recs_key(prefix: str, job: str, user_id: str) -> str:
-    return f"{prefix}:{job}:recs:{user_id}"
+def recs_key(prefix: str, job: str, model_version: str, user_id: str) -> str:
+    return f"{prefix}:{job}:recs:{model_version}:{user_id}"
 
 
-def meta_key(prefix: str, job: str) -> str:
-    return f"{prefix}:{job}:meta"
+def meta_key(prefix: str, job: str, model_version: str | None = None) -> str:
+    """The job's meta hash, or with `model_version` that of one materialized recommender version."""
+    return f"{prefix}:{job}:meta" + (f":{model_version}" if model_version is not None else "")
 
 
 def fallbacks_key(prefix: str, job: str) -> str:
@@ -158,7 +163,7 @@ def write_recommendations(rows: Iterable, *, url: str, prefix: str, job: str, as
                           ttl_seconds: int, batch_size: int, counter=None, client=None) -> int:
     """Write each row (`user_id`, `items`: [(product_id, score)] in rank order) as a recs hash."""
     def commands(pipe, row) -> None:
-        key = recs_key(prefix, job, str(row["user_id"]))
+        key = recs_key(prefix, job, model_version, str(row["user_id"]))
         items = [[str(item[0]), float(item[1])] for item in row["items"]]
         pipe.delete(key)
         pipe.hset(key, mapping={AS_OF_FIELD: as_of, "model_version": model_version, "items": json.dumps(items)})
@@ -190,9 +195,10 @@ def _write_batches(rows: Iterable, commands, url: str, batch_size: int, counter,
     return written
 
 
-def write_meta(client, prefix: str, job: str, meta: Mapping[str, Any], ttl_seconds: int) -> None:
-    """Replace the job's meta hash (JSON for structured values) with the TTL of its keys."""
-    key = meta_key(prefix, job)
+def write_meta(client, prefix: str, job: str, meta: Mapping[str, Any], ttl_seconds: int,
+               model_version: str | None = None) -> None:
+    """Replace the job's meta hash (or that of `model_version`; JSON for structured values) with the TTL of its keys."""
+    key = meta_key(prefix, job, model_version)
     mapping = {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
     pipe = client.pipeline(transaction=True)
     pipe.delete(key)
@@ -215,7 +221,7 @@ class OnlineStore:
         self.prefix = serving.key_prefix
         self.client = client if client is not None else connect(serving.redis_url)
         self.meta_cache_seconds = meta_cache_seconds
-        self._meta: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self._meta: dict[tuple[str, str | None], tuple[float, dict[str, Any] | None]] = {}
 
     def ping(self) -> bool:
         """True when Redis answers (for /health)."""
@@ -226,16 +232,17 @@ class OnlineStore:
         except redis.RedisError:
             return False
 
-    def meta(self, job: str, fresh: bool = False) -> dict[str, Any] | None:
-        """The job's parsed meta key (`schema` and `defaults` as dicts), None when never materialized
-        (or expired); cached for `meta_cache_seconds`."""
+    def meta(self, job: str, fresh: bool = False, model_version: str | None = None) -> dict[str, Any] | None:
+        """The job's parsed meta key (`schema` and `defaults` as dicts), or that of one materialized
+        recommender version; None when never materialized (or expired); cached for `meta_cache_seconds`."""
         now = time.monotonic()
-        cached = self._meta.get(job)
+        cached = self._meta.get((job, model_version))
         if not fresh and cached is not None and now - cached[0] < self.meta_cache_seconds:
             return cached[1]
-        raw = self._call(lambda: self.client.hgetall(meta_key(self.prefix, job)), meta_key(self.prefix, job))
+        key = meta_key(self.prefix, job, model_version)
+        raw = self._call(lambda: self.client.hgetall(key), key)
         meta = parse_meta(raw) if raw else None
-        self._meta[job] = (now, meta)
+        self._meta[(job, model_version)] = (now, meta)
         return meta
 
     def materialized_as_of(self, job: str) -> dt.date | None:
@@ -269,9 +276,16 @@ class OnlineStore:
             self._count(job, "missing_feature")
         return features, as_of
 
-    def get_recommendations(self, job: str, user_id: str) -> list[tuple[str, float]]:
-        """The user's top-k (product_id, score) in rank order; [] for an unknown user (`missing_recs`)."""
-        key = recs_key(self.prefix, job, str(user_id))
+    def get_recommendations(self, job: str, user_id: str, model_version: str | None = None) -> list[tuple[str, float]]:
+        """The user's top-k (product_id, score) in rank order by `model_version` (default: the version
+        the job's meta names); [] for an unknown user or a version never materialized (`missing_recs`)."""
+        if model_version is None:
+            meta = self.meta(job)
+            model_version = meta.get("model_version") if meta else None
+            if not model_version:
+                self._count(job, "missing_recs")
+                return []
+        key = recs_key(self.prefix, job, str(model_version), str(user_id))
         items = self._call(lambda: self.client.hget(key, "items"), key)
         if not items:
             self._count(job, "missing_recs")

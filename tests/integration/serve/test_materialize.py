@@ -110,7 +110,27 @@ def test_scored_recommendations_keep_rank_order_per_model_version(spark, serving
     assert store.materialized_as_of("recommender") == as_of
     assert materialize.run(config, spark, "recommender", version="2").skipped
     assert not materialize.run(config, spark, "recommender", version="1").skipped  # another model version
-    assert store.get_recommendations("recommender", "u1") == [("p9", 0.99)]
+    assert store.get_recommendations("recommender", "u1") == [("p9", 0.99)]  # the default is now v1
+    assert store.get_recommendations("recommender", "u1", "2")[0] == ("p7", 0.9)  # v2's keys stay beside it
+    back = materialize.run(config, spark, "recommender", version="2")  # nothing to write, but the default moves
+    assert back.skipped and back.default_moved and "now the default version" in back.report()
+    assert store.get_recommendations("recommender", "u1")[0] == ("p7", 0.9)
+
+    # An experiment between the two versions: each variant's version is materialized, the default stays v2.
+    from pipelines.config.serving import ExperimentSpec
+
+    spec = ExperimentSpec(job="recommender", variants={"control": {"version": 2}, "treatment": {"version": 1}})
+    with_experiment = config.model_copy(update={"experiments": {"recs_ab": spec}})
+    client = redis_server.client()
+    client.delete("clickml:recommender:meta:1", "clickml:recommender:recs:1:u1")
+    results = materialize.run_experiment(with_experiment, spark, "recs_ab")
+    assert [(r.model_version, r.skipped, r.users) for r in results] == [("2", True, 0), ("1", False, 1)]
+    assert store.get_recommendations("recommender", "u1", "1") == [("p9", 0.99)]
+    assert store.meta("recommender", fresh=True)["model_version"] == "2"
+    with pytest.raises(materialize.MaterializeError, match="unknown experiment 'nope'"):
+        materialize.run_experiment(with_experiment, spark, "nope")
+    with pytest.raises(materialize.MaterializeError, match="experiment recs_ab is on job recommender, not propensity"):
+        materialize.run_experiment(with_experiment, spark, "recs_ab", job="propensity")
 
     with pytest.raises(materialize.MaterializeError, match=r"by model version 7 \(scored versions: 1, 2\)"):
         materialize.run(config, spark, "recommender", version="7")

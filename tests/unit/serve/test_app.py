@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from pipelines.serve.app import ModelSet, ServingError, build_state, create_app
 from pipelines.serve.exposures import ExposureLog
-from pipelines.serve.online import OnlineStore, write_features, write_meta
+from pipelines.serve.online import OnlineStore, write_features, write_meta, write_recommendations
 from pipelines.serve.routing import publish_bandit_weights
 from tests.conftest import make_config
 
@@ -56,6 +56,17 @@ def experiment_overrides(name: str, kind: str = "ab", **extra: str) -> list[str]
     return base + [f"experiments.{name}.{k}={v}" for k, v in extra.items()]
 
 
+def serve(config, client, tmp_path, **extra):
+    """The app over `config` with stand-in models (champion v3, challenger v4), exposures under tmp_path."""
+    registry = Registry({"champion": 3, "challenger": 4})
+    models = ModelSet(config, resolver=registry.resolve, loader=registry.load, threshold=lambda ref: 0.35)
+    models.load_all()
+    exposures = ExposureLog(pafs.LocalFileSystem(), str(tmp_path / "landing" / "clickstream"), rotate_seconds=3600)
+    state = build_state(config, reload_seconds=3600, store=OnlineStore(config.serving), models=models, exposures=exposures)
+    with TestClient(create_app(state)) as http:
+        yield SimpleNamespace(http=http, state=state, registry=registry, client=client, landing=tmp_path / "landing", **extra)
+
+
 @pytest.fixture
 def server(redis_server, tmp_path):
     redis_server.flush()
@@ -68,13 +79,7 @@ def server(redis_server, tmp_path):
     write_features([{"user_id": "u1", "views_7d": 4.0, "device": "mobile"}], url=redis_server.url, prefix="clickml",
                    job="propensity", as_of=AS_OF.isoformat(), columns=["views_7d", "device"], ttl_seconds=3600,
                    batch_size=10, client=client)
-    registry = Registry({"champion": 3, "challenger": 4})
-    models = ModelSet(config, resolver=registry.resolve, loader=registry.load, threshold=lambda ref: 0.35)
-    models.load_all()
-    exposures = ExposureLog(pafs.LocalFileSystem(), str(tmp_path / "landing" / "clickstream"), rotate_seconds=3600)
-    state = build_state(config, reload_seconds=3600, store=OnlineStore(config.serving), models=models, exposures=exposures)
-    with TestClient(create_app(state)) as http:
-        yield SimpleNamespace(http=http, state=state, registry=registry, client=client, landing=tmp_path / "landing")
+    yield from serve(config, client, tmp_path)
 
 
 def exposure_lines(landing) -> list[dict]:
@@ -187,3 +192,98 @@ def test_a_model_that_cannot_load_stops_the_start_naming_it(redis_server, tmp_pa
         build_state(make_config(tmp_path))
 
 
+
+
+# -- a recommender experiment: each variant serves its version's materialized top-k ------------
+
+def _materialize_recs(client, url: str, version: str, items: dict[str, list[tuple[str, float]]], default: bool = False):
+    """What `clickml materialize recommender --version V` leaves in the store (`default`: also the job's meta)."""
+    rows = [{"user_id": u, "items": top} for u, top in items.items()]
+    write_recommendations(rows, url=url, prefix="clickml", job="recommender", as_of=AS_OF.isoformat(),
+                          model_version=version, ttl_seconds=3600, batch_size=10, client=client)
+    meta = {"kind": "recommendations", "as_of_date": AS_OF.isoformat(), "users": len(rows), "model_version": version}
+    write_meta(client, "clickml", "recommender", meta, 3600, model_version=version)
+    if default:
+        write_meta(client, "clickml", "recommender", meta, 3600)
+
+
+@pytest.fixture
+def recs_server(redis_server, tmp_path):
+    redis_server.flush()
+    recs = ["experiments.recs.job=recommender", "experiments.recs.variants.control.alias=champion",
+            "experiments.recs.variants.treatment.alias=challenger"]
+    shadowed = ["experiments.recs_shadow.job=recommender", "experiments.recs_shadow.kind=shadow",
+                "experiments.recs_shadow.variants.control.alias=champion",
+                "experiments.recs_shadow.variants.treatment.alias=challenger"]
+    config = make_config(tmp_path, *redis_server.config_overrides(), *experiment_overrides("ab"), *recs, *shadowed)
+    client = redis_server.client()
+    users = [f"r{i}" for i in range(40)]
+    _materialize_recs(client, redis_server.url, "3", {u: [("p-old", 0.9), ("p2", 0.5)] for u in users}, default=True)
+    _materialize_recs(client, redis_server.url, "4", {u: [("p-new", 0.8), ("p2", 0.4)] for u in users})
+    yield from serve(config, client, tmp_path, users=users, url=redis_server.url)
+
+
+def test_a_recommender_experiment_serves_each_variant_its_own_versions_top_k(recs_server):
+    server = recs_server
+    # no model of the recommender is loaded in-process: only the propensity experiment's two
+    assert sorted(server.registry.loaded) == ["models:/clickml-propensity/3", "models:/clickml-propensity/4"]
+    router = server.state.routers["recs"]
+    answers = {}
+    for user in server.users:
+        body = server.http.get(f"/recommendations/{user}?experiment=recs&k=1&session_id=s-{user}").json()
+        expected = router.decide(user).variant
+        assert body["variant"] == expected and body["experiment"] == "recs" and body["source"] == "materialized"
+        assert body["model_version"] == {"control": "3", "treatment": "4"}[expected]
+        assert [i["product_id"] for i in body["items"]] == [{"control": "p-old", "treatment": "p-new"}[expected]]
+        answers[user] = body
+    assert {a["variant"] for a in answers.values()} == {"control", "treatment"}  # 40 users: both arms served
+    again = server.http.get(f"/recommendations/{server.users[0]}?experiment=recs").json()
+    assert again["variant"] == answers[server.users[0]]["variant"]  # sticky
+    server.state.exposures.close()
+    logged = [e for e in exposure_lines(server.landing) if e["experiment_id"] == "recs"]
+    assert len(logged) == len(server.users) + 1
+    for line in logged[:-1]:
+        answer = answers[line["user_id"]]
+        assert (line["variant"], line["model_version"], line["session_id"]) == (
+            answer["variant"], answer["model_version"], f"s-{line['user_id']}")
+        assert line["event_id"] == f"exp-{answer['request_id']}"
+    # without an experiment: the default version, no exposure
+    plain = server.http.get(f"/recommendations/{server.users[0]}").json()
+    assert plain["model_version"] == "3" and plain["items"][0]["product_id"] == "p-old" and "experiment" not in plain
+
+
+def test_a_recommender_shadow_experiment_answers_with_the_control_and_logs_the_shadow(recs_server):
+    body = recs_server.http.get("/recommendations/r1?experiment=recs_shadow&k=2").json()
+    assert body["variant"] == "control" and [i["product_id"] for i in body["items"]] == ["p-old", "p2"]
+    assert body["shadow"] == [{"variant": "treatment", "model_version": "4", "items": ["p-new", "p2"]}]
+    recs_server.state.exposures.close()
+    logged = [(e["variant"], e["model_version"]) for e in exposure_lines(recs_server.landing)]
+    assert logged == [("control", "3"), ("treatment", "4")]
+
+
+def test_recommender_experiment_requests_that_do_not_fit_are_4xx(recs_server):
+    http = recs_server.http
+    wrong = http.post("/score", json={"user_id": "r1", "experiment": "recs"})
+    assert wrong.status_code == 400 and "/recommendations/{user_id}?experiment=recs" in wrong.json()["detail"]
+    # one propensity experiment: /score picks it although three experiments are configured (and
+    # then answers that this store has no propensity features)
+    picked = http.post("/score", json={"user_id": "r1"})
+    assert picked.status_code == 503 and "no online features for job propensity" in picked.json()["detail"]
+    assert http.get("/recommendations/r1?experiment=ab").status_code == 400
+    assert http.get("/recommendations/r1?experiment=recs&job=propensity").status_code == 400
+    assert http.get("/recommendations/r1?experiment=nope").status_code == 404
+    assert http.get("/recommendations/r1?experiment=recs&request_id=" + "x" * 200).status_code == 422
+    unknown = http.get("/recommendations/nobody?experiment=recs").json()  # unknown user: empty, counted, not a 500
+    assert unknown["items"] == [] and unknown["source"] == "default"
+    assert recs_server.state.store.fallbacks("recommender")["missing_recs"] == 1
+
+
+def test_health_names_a_variant_version_that_is_not_materialized(recs_server):
+    assert recs_server.http.get("/health").status_code == 200
+    recs_server.registry.versions["challenger"] = 7  # the alias moves to a version nobody materialized
+    assert "recs/treatment: v4 -> v7" in recs_server.http.post("/admin/reload").json()["changed"]
+    health = recs_server.http.get("/health")
+    assert health.status_code == 503 and health.json()["not_materialized"] == ["recommender v7"]
+    _materialize_recs(recs_server.client, recs_server.url, "7", {"r1": [("p7", 0.7)]})
+    recs_server.state.store.meta("recommender", fresh=True, model_version="7")
+    assert recs_server.http.get("/health").status_code == 200

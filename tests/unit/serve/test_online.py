@@ -128,11 +128,16 @@ def test_recommendations_keep_their_rank_order(serving, store, redis_server):  #
     assert online.write_recommendations(items, url=serving.redis_url, prefix="t", job="recommender", as_of=AS_OF,
                                         model_version="3", ttl_seconds=60, batch_size=1, counter=Counter()) == 1
     assert counted == [1]
-    assert store.get_recommendations("recommender", "u1") == [("p9", 0.9), ("p1", 0.4)]
-    stored = redis_server.client().hgetall("t:recommender:recs:u1")
+    assert store.get_recommendations("recommender", "u1", "3") == [("p9", 0.9), ("p1", 0.4)]
+    stored = redis_server.client().hgetall("t:recommender:recs:3:u1")  # one set of keys per model version
     assert stored["model_version"] == "3" and stored["as_of_date"] == AS_OF
-    assert store.get_recommendations("recommender", "nobody") == []
-    assert store.fallbacks("recommender")["missing_recs"] == 1
+    assert store.get_recommendations("recommender", "nobody", "3") == []
+    assert store.get_recommendations("recommender", "u1", "4") == []  # a version never materialized
+    # without a version: the job meta's (none yet: counted like an unknown user)
+    assert store.get_recommendations("recommender", "u1") == []
+    assert store.fallbacks("recommender")["missing_recs"] == 3
+    online.write_meta(redis_server.client(), "t", "recommender", {"as_of_date": AS_OF, "model_version": "3"}, 60)
+    assert store.get_recommendations("recommender", "u1") == [("p9", 0.9), ("p1", 0.4)]
 
 
 def test_meta_is_cached_for_a_while(serving, redis_server):  # noqa: F811
