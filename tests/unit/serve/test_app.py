@@ -196,7 +196,7 @@ def test_a_model_that_cannot_load_stops_the_start_naming_it(redis_server, tmp_pa
 
 # -- a recommender experiment: each variant serves its version's materialized top-k ------------
 
-def _materialize_recs(client, url: str, version: str, items: dict[str, list[tuple[str, float]]], default: bool = False):
+def materialize_recs(client, url: str, version: str, items: dict[str, list[tuple[str, float]]], default: bool = False):
     """What `clickml materialize recommender --version V` leaves in the store (`default`: also the job's meta)."""
     rows = [{"user_id": u, "items": top} for u, top in items.items()]
     write_recommendations(rows, url=url, prefix="clickml", job="recommender", as_of=AS_OF.isoformat(),
@@ -218,8 +218,8 @@ def recs_server(redis_server, tmp_path):
     config = make_config(tmp_path, *redis_server.config_overrides(), *experiment_overrides("ab"), *recs, *shadowed)
     client = redis_server.client()
     users = [f"r{i}" for i in range(40)]
-    _materialize_recs(client, redis_server.url, "3", {u: [("p-old", 0.9), ("p2", 0.5)] for u in users}, default=True)
-    _materialize_recs(client, redis_server.url, "4", {u: [("p-new", 0.8), ("p2", 0.4)] for u in users})
+    materialize_recs(client, redis_server.url, "3", {u: [("p-old", 0.9), ("p2", 0.5)] for u in users}, default=True)
+    materialize_recs(client, redis_server.url, "4", {u: [("p-new", 0.8), ("p2", 0.4)] for u in users})
     yield from serve(config, client, tmp_path, users=users, url=redis_server.url)
 
 
@@ -284,6 +284,6 @@ def test_health_names_a_variant_version_that_is_not_materialized(recs_server):
     assert "recs/treatment: v4 -> v7" in recs_server.http.post("/admin/reload").json()["changed"]
     health = recs_server.http.get("/health")
     assert health.status_code == 503 and health.json()["not_materialized"] == ["recommender v7"]
-    _materialize_recs(recs_server.client, recs_server.url, "7", {"r1": [("p7", 0.7)]})
+    materialize_recs(recs_server.client, recs_server.url, "7", {"r1": [("p7", 0.7)]})
     recs_server.state.store.meta("recommender", fresh=True, model_version="7")
     assert recs_server.http.get("/health").status_code == 200
