@@ -124,6 +124,7 @@ def _aliases(config) -> dict:
     return {k: str(v) for k, v in MlflowClient().get_registered_model(MODEL).aliases.items()}
 
 
+@pytest.mark.slow  # 8-21 s: out of make test-fast (under 8 min); make test runs it
 def test_a_look_is_written_reported_and_promotes_the_winner(spark, experiment_lake):
     config = experiment_lake
     lake = Lake(config, spark)

@@ -215,6 +215,7 @@ def test_drift_changes_the_distribution_after_the_date(spark, tmp_path):
     assert rates[True].p > 1.8 * rates[False].p and rates[True].bought > rates[False].bought
 
 
+@pytest.mark.slow  # 8-21 s: out of make test-fast (under 8 min); make test runs it
 def test_run_writes_truth_tables_and_reports(spark, tmp_path):
     pytest.importorskip("pipelines.lake")
     from pipelines.lake import Lake
@@ -238,6 +239,7 @@ def test_run_writes_truth_tables_and_reports(spark, tmp_path):
     assert "oracle AUC" in result.report() and result.as_dict()["bad_lines"] == result.bad_lines
 
 
+@pytest.mark.slow  # 8-21 s: out of make test-fast (under 8 min); make test runs it
 def test_model_selection_still_works_in_the_session_after_generating(spark, tmp_path):
     """Regression: generate used DataFrame.observe, after which Spark 4.1 fails every later
     TrainValidationSplit/CrossValidator in the session ("Task not serializable: ObservationManager")."""

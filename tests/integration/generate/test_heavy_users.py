@@ -72,6 +72,7 @@ def test_deterministic(landed, spark, tmp_path):
     assert read_landing(again.path).files == landing.files
 
 
+@pytest.mark.slow  # 8-21 s: out of make test-fast (under 8 min); make test runs it
 def test_run_marks_heavy_users_in_the_truth_and_reports_them(spark, tmp_path):
     from pipelines.lake import Lake
 

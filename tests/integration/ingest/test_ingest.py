@@ -119,6 +119,7 @@ def test_rerun_changes_no_table(spark, tmp_path, generated):
     assert table_versions(lake, config) == versions
 
 
+@pytest.mark.slow  # 8-21 s: out of make test-fast (under 8 min); make test runs it
 def test_every_landed_line_is_accounted_for_and_late_data_lands_on_its_date(spark, tmp_path, generated):
     landing, gen = generated
     config, lake = lake_for(spark, tmp_path, landing)
@@ -314,6 +315,7 @@ def bronze_leftovers(lake, config):
     return sorted(unreferenced + staged)
 
 
+@pytest.mark.slow  # 8-21 s: out of make test-fast (under 8 min); make test runs it
 def test_per_file_numbering_ingests_like_numbering_by_block(spark, tmp_path, generated, monkeypatch):
     landing, _ = generated
     window = (dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 2))
@@ -349,6 +351,7 @@ def test_numbering_falls_back_to_blocks_when_files_share_a_partition(spark, tmp_
     assert bronze_leftovers(lake, config) == []
 
 
+@pytest.mark.slow  # 8-21 s: out of make test-fast (under 8 min); make test runs it
 def test_replayed_file_is_counted_as_already_in_bronze(spark, tmp_path, generated):
     landing, _ = generated
     # A file that arrived by 10:00, so that its events are valid for an arrival at 11:00.

@@ -529,6 +529,7 @@ def test_write_killed_before_commit_leaves_nothing_visible_and_vacuum_cleans_up(
     assert lake.read("test.crash").count() == 10
 
 
+@pytest.mark.slow  # 8-21 s: out of make test-fast (under 8 min); make test runs it
 def test_vacuum_respects_the_retention_for_time_travel(spark, lake):
     lake.write(frame(spark, rows(range(3))), "test.vac", partition_by=["day"])
     lake.write(frame(spark, rows(range(3, 5))), "test.vac", partition_by=["day"], mode="overwrite")

@@ -88,6 +88,7 @@ def test_a_failed_model_fails_the_training_run_after_the_others_are_promoted(tmp
     assert tasks["train_recommender.promote"] == "success"
 
 
+@pytest.mark.slow  # 8-21 s: out of make test-fast (under 8 min); make test runs it
 def test_runs_without_a_logical_date_work_on_the_interval_their_timetable_infers(tmp_path, fake_spark):
     # Bug: Airflow 3 gives a run triggered without a logical date no data interval; the landing
     # sensor failed with KeyError 'data_interval_start' and the templates could not render.

@@ -20,6 +20,7 @@ def stack(tmp_path):
     return Stack(tmp_path / "state", ports=Ports(kafka=broker, kafka_controller=controller), lakehouse=tmp_path / "lake")
 
 
+@pytest.mark.slow  # 8-21 s: out of make test-fast (under 8 min); make test runs it
 def test_up_starts_only_kafka_and_down_stops_it(stack):
     messages: list[str] = []
     try:

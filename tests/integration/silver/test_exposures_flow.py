@@ -8,6 +8,7 @@ import datetime as dt
 import json
 
 import pyarrow.fs as pafs
+import pytest
 from pyspark.sql import functions as F
 
 from pipelines import ingest, silver
@@ -19,6 +20,7 @@ from tests.conftest import make_config
 HOUR = dt.datetime(2024, 1, 3, 10, tzinfo=dt.timezone.utc)
 
 
+@pytest.mark.slow  # 8-21 s: out of make test-fast (under 8 min); make test runs it
 def test_exposures_reach_silver_exposures_and_stay_out_of_user_events(spark, tmp_path):
     config = make_config(tmp_path)
     lake = Lake(config, spark)

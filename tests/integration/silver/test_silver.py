@@ -81,6 +81,7 @@ def write_bronze_batch(spark, lake, config, batch_id, rows):
     lake.write(spark.createDataFrame([tuple(audit[f] for f in AUDIT_SCHEMA.fieldNames())], AUDIT_SCHEMA), config.tables.ingest_audit)
 
 
+@pytest.mark.slow  # 8-21 s: out of make test-fast (under 8 min); make test runs it
 def test_bots_are_removed_and_recorded(spark, tmp_path):
     config = make_config(tmp_path, "silver.bots.max_events_per_minute=20", "silver.bots.sustained_minutes=3")
     lake = Lake(config, spark)

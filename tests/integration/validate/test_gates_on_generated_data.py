@@ -14,6 +14,10 @@ from pipelines import generate, ingest, silver, validate
 from pipelines.lake import Lake
 from tests.conftest import CONF_DIR, REPO_ROOT, make_config
 
+# The module's lakehouse (generate -> ingest -> silver, ~16 s) and its tests (~20 s) are out of
+# make test-fast (under 8 min); make test runs them. The gates' own tests stay in tests/unit/validate.
+pytestmark = pytest.mark.slow
+
 TABLES = ("bronze.events", "bronze.quarantine", "bronze.ingest_audit", "silver.events", "silver.sessions")
 
 
