@@ -16,6 +16,7 @@ class _Task:  # the parts of a TrainTask the deadline helper reads
         self.store = store
 
 
+@pytest.mark.slow  # 5-8 s: out of make test-fast (under 8 min); make test runs it
 def test_a_stuck_spark_job_is_cancelled_at_the_deadline(spark, tmp_path):
     def stuck():
         return spark.sparkContext.parallelize([1, 2], 2).map(lambda x: time.sleep(120) or x).collect()

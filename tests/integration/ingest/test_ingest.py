@@ -48,6 +48,7 @@ def table_versions(lake, config):
     return {t: lake.version(t) for t in tables if lake.exists(t)}
 
 
+@pytest.mark.slow  # 5-8 s: out of make test-fast (under 8 min); make test runs it
 def test_rees46_export(spark, tmp_path):
     config = make_config(tmp_path)
     write_rees46(Path(config.landing.root))
@@ -174,6 +175,7 @@ def test_a_new_checkpoint_still_takes_new_files(spark, tmp_path, generated):
     assert new + quarantined == 1
 
 
+@pytest.mark.slow  # 5-8 s: out of make test-fast (under 8 min); make test runs it
 def test_a_rerun_micro_batch_classifies_against_the_same_time(spark, tmp_path, generated, monkeypatch):
     # Bug: incremental batches took the wall clock as the reference of the time window (what
     # records without an arrival time, from flat layouts, are judged against), so a batch re-run

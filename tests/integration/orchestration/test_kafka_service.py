@@ -82,6 +82,7 @@ def test_a_taken_port_is_a_clear_error_and_starts_nothing(tmp_path, which):
     assert service.running() is None and not service.pid_file.exists() and not service.formatted()
 
 
+@pytest.mark.slow  # 5-8 s: out of make test-fast (under 8 min); make test runs it
 def test_cli_up_status_down_and_stop_leave_no_process(tmp_path, capsys):
     folder = tmp_path / "stack-kafka"
     port, controller_port = free_ports(2)

@@ -159,6 +159,7 @@ def test_ex_ante_window_probability_matches_a_simulation_of_the_generator(spark,
         assert got[user_id] == pytest.approx(expected, abs=0.006), user_id
 
 
+@pytest.mark.slow  # 5-8 s: out of make test-fast (under 8 min); make test runs it
 def test_ex_ante_oracle_is_below_the_window_oracle_that_sees_the_future_sessions(spark):
     from pipelines.generate import sessions as generated_sessions
     from pipelines.generate import users as generated_users
