@@ -92,9 +92,6 @@ class ModelSet:
     def model_name(self, spec: ExperimentSpec) -> str:
         return self.config.training.jobs[spec.job].registry.name
 
-    def is_recommender(self, spec: ExperimentSpec) -> bool:
-        return self.config.training.jobs[spec.job].task == "recommendation"
-
     def _load(self, experiment_id: str, variant: str, spec: ExperimentSpec, known: LoadedVariant | None) -> LoadedVariant:
         arm = spec.variants[variant]
         name = self.model_name(spec)
@@ -105,7 +102,7 @@ class ModelSet:
             raise ServingError(f"experiment {experiment_id}, variant {variant}: cannot resolve {reference}: {exc}") from exc
         if known is not None and known.version == str(ref.version):
             return known
-        if self.is_recommender(spec):
+        if self.config.training.jobs[spec.job].task == "recommendation":
             # No model in-process: the variant serves its version's materialized top-k (ALS has no
             # per-request form here; scoring a user against every item belongs to batch scoring).
             log.info("serving %s/%s: %s v%s (materialized top-k)", experiment_id, variant, name, ref.version)
@@ -179,6 +176,8 @@ class ServerState:
         self.reload_seconds = reload_seconds
         self.metrics = ServerMetrics()
         self.routers = {eid: Router(eid, spec) for eid, spec in config.experiments.items()}
+        self.recommendation_jobs = [name for name, spec in config.training.jobs.items() if spec.task == "recommendation"]
+        self.scoring_experiments = [eid for eid, spec in config.experiments.items() if spec.job not in self.recommendation_jobs]
         self._bandit_checked: dict[str, float] = {}
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -227,12 +226,28 @@ class ServerState:
             self.exposures.close()
 
     # -- requests --------------------------------------------------------------------------
+    def router(self, experiment: str) -> Router:
+        """The router of a named experiment; 404 listing the configured ones."""
+        if experiment not in self.routers:
+            raise HTTPException(404, f"unknown experiment {experiment!r}; configured: {', '.join(self.routers) or 'none'}")
+        return self.routers[experiment]
+
+    def log_exposures(self, experiment: str, decision, user_id: str, request_id: str, version: str,
+                      shadows: list[dict], session_id: str | None) -> None:
+        """One exposure for the answer and one per shadow (request id `<id>.<variant>`)."""
+        if self.exposures is None:
+            return
+        now = dt.datetime.now(dt.timezone.utc)
+        rows = [Exposure(experiment, decision.variant, user_id, request_id, version, now, session_id)]
+        rows += [Exposure(experiment, s["variant"], user_id, f"{request_id}.{s['variant']}", s["model_version"], now,
+                          session_id) for s in shadows]
+        self.exposures.write(rows)
+
     def experiment_for(self, asked: str | None) -> str:
         """The propensity experiment of a /score request (the only one when none is named)."""
-        scoring = [eid for eid, router in self.routers.items() if not self.models.is_recommender(router.spec)]
+        scoring = self.scoring_experiments
         if asked is not None:
-            if asked not in self.routers:
-                raise HTTPException(404, f"unknown experiment {asked!r}; configured: {', '.join(self.routers) or 'none'}")
+            self.router(asked)
             if asked not in scoring:
                 raise HTTPException(400, f"experiment {asked} is on recommendation job {self.routers[asked].spec.job}: "
                                          f"GET /recommendations/{{user_id}}?experiment={asked}")
@@ -245,12 +260,10 @@ class ServerState:
                   request_id: str | None = None, session_id: str | None = None) -> dict:
         """A user's top-k: by the version of the variant `experiment` assigns (exposure logged), or
         without one by the job's default version. An unknown user gets an empty list (counted)."""
-        jobs = [name for name, spec in self.config.training.jobs.items() if spec.task == "recommendation"]
+        jobs = self.recommendation_jobs
         spec = None
         if experiment is not None:
-            if experiment not in self.routers:
-                raise HTTPException(404, f"unknown experiment {experiment!r}; configured: {', '.join(self.routers) or 'none'}")
-            spec = self.routers[experiment].spec
+            spec = self.router(experiment).spec
             if spec.job not in jobs:
                 raise HTTPException(400, f"experiment {experiment} is on job {spec.job}, not a recommendation job: POST /score")
             if job is not None and job != spec.job:
@@ -282,12 +295,7 @@ class ServerState:
                 log.error("shadow %s/%s v%s failed for request %s: %s", experiment, name, shadow.version, request_id, exc)
                 continue
             shadows.append({"variant": name, "model_version": shadow.version, "items": [p for p, _ in top[:k]]})
-        if self.exposures is not None:
-            now = dt.datetime.now(dt.timezone.utc)
-            rows = [Exposure(experiment, decision.variant, user_id, request_id, served.version, now, session_id)]
-            rows += [Exposure(experiment, s["variant"], user_id, f"{request_id}.{s['variant']}", s["model_version"], now,
-                              session_id) for s in shadows]
-            self.exposures.write(rows)
+        self.log_exposures(experiment, decision, user_id, request_id, served.version, shadows, session_id)
         return {"request_id": request_id, "user_id": user_id, "job": job, "experiment": experiment,
                 "variant": decision.variant, "model": {"name": served.model_name, "version": served.version},
                 "model_version": served.version, "source": "materialized" if items else "default",
@@ -313,12 +321,7 @@ class ServerState:
                                 "score": float(np.asarray(shadow.model.predict_proba([features]))[0])})
             except Exception as exc:  # noqa: BLE001 - a failing shadow never fails the answer
                 log.error("shadow %s/%s v%s failed for request %s: %s", eid, name, shadow.version, request_id, exc)
-        if self.exposures is not None:
-            now = dt.datetime.now(dt.timezone.utc)
-            rows = [Exposure(eid, decision.variant, body.user_id, request_id, served.version, now, body.session_id)]
-            rows += [Exposure(eid, s["variant"], body.user_id, f"{request_id}.{s['variant']}", s["model_version"], now,
-                              body.session_id) for s in shadows]
-            self.exposures.write(rows)
+        self.log_exposures(eid, decision, body.user_id, request_id, served.version, shadows, body.session_id)
         return {
             "request_id": request_id, "experiment": eid, "variant": decision.variant, "user_id": body.user_id,
             "model": {"name": served.model_name, "version": served.version},

@@ -160,7 +160,7 @@ def run(config: ClickmlConfig, spark: SparkSession, job: str, as_of: dt.date | N
                    date, kind, model_version, force):
         result.skipped = True
         if kind == "recommendations" and set_default:
-            result.default_moved = _point_default_at(client, serving, store, job, model_version)
+            result.default_moved = _point_default_at(client, serving, job, model_version)
         result.seconds = time.time() - started
         log.info("%s", result.report())
         return result
@@ -202,18 +202,17 @@ def run(config: ClickmlConfig, spark: SparkSession, job: str, as_of: dt.date | N
     return result
 
 
-def _point_default_at(client, serving, store: OnlineStore, job: str, model_version: str) -> bool:
+def _point_default_at(client, serving, job: str, model_version: str) -> bool:
     """Make the materialized `model_version` the job's default (its meta copied to the job's meta
     key) when the default names another version or as-of date; True when it moved."""
     from pipelines.serve.online import meta_key
 
-    current, wanted = store.meta(job, fresh=True), store.meta(job, fresh=True, model_version=model_version)
-    if wanted is None or (current and current.get("model_version") == model_version
-                          and current.get("as_of_date") == wanted.get("as_of_date")):
+    prefix = serving.key_prefix
+    wanted, current = client.hgetall(meta_key(prefix, job, model_version)), client.hgetall(meta_key(prefix, job))
+    if not wanted or all(current.get(k) == wanted.get(k) for k in ("model_version", "as_of_date")):
         return False
-    raw = client.hgetall(meta_key(serving.key_prefix, job, model_version))
-    write_meta(client, serving.key_prefix, job, raw, int(serving.feature_ttl_hours * 3600))
-    log.info("%s: the default recommendations are now v%s (as of %s)", job, model_version, wanted["as_of_date"])
+    write_meta(client, prefix, job, wanted, int(serving.feature_ttl_hours * 3600))
+    log.info("%s: the default recommendations are now v%s (as of %s)", job, model_version, wanted.get("as_of_date"))
     return True
 
 
