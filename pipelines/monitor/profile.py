@@ -30,6 +30,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 from pyspark.sql.window import Window
@@ -202,8 +203,17 @@ def build_profile(
 def _summary(frame: DataFrame, values: dict, label: Column | None, bins: int, ks_points: int) -> Row:
     """One job: row count; per numeric feature present count, min, max, mean, approximate distinct count,
     the quantiles i / bins (PSI edges) and i / ks_points (KS grid); the label's count and mean."""
-    edge_probs = [i / bins for i in range(1, bins)] or [0.5]
-    grid_probs = [i / ks_points for i in range(1, ks_points)] or [0.5]
+    # Bounded: one row, with bins - 1 and ks_points - 1 quantiles per feature.
+    return frame.agg(*_summary_columns(values, label, bins, ks_points)).first()
+
+
+def _summary_columns(values: dict, label: Column | None, bins: int, ks_points: int) -> list[Column]:
+    """The aggregates of `_summary`. The quantile probabilities are one array literal each (a numpy
+    array becomes a single Literal node): given as a Python list, they became an array() of
+    ks_points literal children per feature, and planning that tree took ~28 s per profile of 24
+    features (most of a small training run)."""
+    edge_probs = F.lit(np.array([i / bins for i in range(1, bins)] or [0.5], dtype=np.float64))
+    grid_probs = F.lit(np.array([i / ks_points for i in range(1, ks_points)] or [0.5], dtype=np.float64))
     aggs = [F.count(F.lit(1)).alias("n")]
     for i, v in enumerate(values.values()):
         aggs += [F.count(v).alias(f"c{i}"), F.min(v).alias(f"min{i}"), F.max(v).alias(f"max{i}"),
@@ -212,8 +222,7 @@ def _summary(frame: DataFrame, values: dict, label: Column | None, bins: int, ks
                  F.percentile_approx(v, grid_probs, QUANTILE_ACCURACY).alias(f"grid{i}")]
     if label is not None:
         aggs += [F.count(label).alias("label_n"), F.mean(label).alias("label_mean")]
-    # Bounded: one row, with bins - 1 and ks_points - 1 quantiles per feature.
-    return frame.agg(*aggs).first()
+    return aggs
 
 
 def _distinct_values(frame: DataFrame, values: dict, summary, limit: int) -> dict[str, list[float]]:

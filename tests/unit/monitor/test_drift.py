@@ -146,6 +146,19 @@ def test_profile_categories(profile, reference):
     assert device.other > 0 and device.missing > 0
 
 
+def test_profile_quantile_probabilities_are_one_literal_each(spark):
+    """Regression: the 1,999 KS-grid probabilities were passed as a Python list, i.e. an array() of
+    1,999 literal expressions per feature; planning the summary of 24 features took ~28 s, most of
+    a small training run. They are now one array literal per aggregate."""
+    from pipelines.monitor.profile import _summary_columns
+
+    values = {f"x{i}": F.col(f"x{i}").cast("double") for i in range(3)}
+    columns = _summary_columns(values, F.col("label"), bins=10, ks_points=2000)
+    quantiles = [str(c) for c in columns if "percentile_approx" in str(c)]
+    assert len(quantiles) == 2 * len(values)
+    assert not [c for c in quantiles if "array(" in c], quantiles[0][:200]
+
+
 def test_profile_round_trips_through_json(profile):
     text = profile.to_json()
     assert "Infinity" not in text and '"inf"' in text and '"version": 1' in text
