@@ -301,8 +301,10 @@ def _log_model(spark: SparkSession, job: TrainJobSpec, fitted: Fitted, dataset: 
         return log_deep_model(fitted.model, example).model_uri
     predictions = fitted.model.transform(sample).select("prediction").toPandas()  # bounded: 5 rows
     signature = infer_signature(example, predictions)
-    # validate_serving_input=False: MLflow would start a pyfunc Spark scorer to check the example
-    # (~40 s a model here); `models:/...@champion` scoring is exercised by the promotion instead.
+    # validate_serving_input=False asks MLflow not to load the model back as a pyfunc to score the
+    # example (`models:/...@champion` scoring is exercised by the promotion instead), but MLflow
+    # 3.17's spark flavor does not pass it on (its local-artifact path calls Model._log_v2 without
+    # it), so the check still runs: ~2 s a model in the session that trained it (py-spy, demo).
     # pip_requirements given: inferring them loads the model in a subprocess with its own JVM.
     # The pipeline holds only pyspark.ml stages, so pyspark is all a scorer needs.
     import pyspark

@@ -24,7 +24,7 @@ from pipelines.serve.app import ModelSet, build_state, create_app
 from pipelines.serve.exposures import ExposureLog
 from pipelines.serve.online import OnlineStore
 from tests.conftest import make_config
-from tests.unit.serve.test_app import Registry, materialize_recs
+from tests.services.serving import Registry, materialize_recs
 
 pytestmark = pytest.mark.slow
 
