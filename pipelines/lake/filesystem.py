@@ -46,7 +46,11 @@ def _hdfs(uri: str) -> tuple[pafs.FileSystem, str]:
 
     parsed = urlparse(uri)
     cls = ViewfsFileSystem if parsed.scheme == "viewfs" else HdfsFileSystem
-    fs = cls(host=parsed.hostname, port=parsed.port)
+    # skip_instance_cache: fsspec clears its instance cache in every forked child (an at-fork hook),
+    # and dropping an hdfs-native client there blocks forever on its runtime's threads, which a
+    # fork does not copy. Horovod forks to probe its extensions, so a deep-model fit in a process
+    # that had read HDFS hung (tests/integration/lake/test_pipeline_on_hdfs.py).
+    fs = cls(host=parsed.hostname, port=parsed.port, skip_instance_cache=True)
     return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), (parsed.path or "/").rstrip("/") or "/"
 
 

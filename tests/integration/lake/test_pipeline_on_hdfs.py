@@ -84,6 +84,37 @@ def test_delta_table_on_hdfs_written_and_read_back(spark, hdfs, tmp_path):  # no
     assert sorted(table.to_pyarrow_table()["id"].to_pylist()) == list(range(110))
 
 
+def _child_exits(queue) -> None:
+    queue.put("forked")
+
+
+def test_a_process_that_read_hdfs_still_forks(hdfs, tmp_path):  # noqa: F811
+    """Regression: fsspec clears its instance cache in every forked child, and dropping a cached
+    hdfs-native client there blocked forever (its runtime's threads are not forked). Horovod forks
+    to probe its extensions, so a deep-model fit after any HDFS read hung in the probe."""
+    import multiprocessing
+
+    import pyarrow.fs as pafs
+
+    from pipelines.lake.filesystem import filesystem_for, list_files
+
+    config = make_config(tmp_path, *hdfs_roots(hdfs, "fork"))
+    fs, base = filesystem_for(table_location(config.lake, "fork.check"))
+    fs.create_dir(f"{base}/part=0")
+    assert list_files(fs, base) == [] and fs.get_file_info(f"{base}/part=0").type == pafs.FileType.Directory
+    del fs
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_child_exits, args=(queue,), daemon=True)
+    child.start()
+    child.join(60)
+    hung = child.is_alive()
+    if hung:
+        child.kill()
+    assert not hung and child.exitcode == 0, "a child forked after an HDFS read did not exit"
+    assert queue.get(timeout=5) == "forked"
+
+
 @pytest.fixture
 def own_hdfs(tmp_path):
     """An HDFS of this test alone (its NameNode is stopped and restarted)."""
