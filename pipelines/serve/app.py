@@ -247,9 +247,9 @@ class ServerState:
         """The propensity experiment of a /score request (the only one when none is named)."""
         scoring = self.scoring_experiments
         if asked is not None:
-            self.router(asked)
+            job = self.router(asked).spec.job  # 404 for an unknown experiment
             if asked not in scoring:
-                raise HTTPException(400, f"experiment {asked} is on recommendation job {self.routers[asked].spec.job}: "
+                raise HTTPException(400, f"experiment {asked} is on recommendation job {job}: "
                                          f"GET /recommendations/{{user_id}}?experiment={asked}")
             return asked
         if len(scoring) == 1:
