@@ -52,12 +52,10 @@ venv: $(STAMP)
 demo: check-java venv $(DEMO_PREREQS)
 	$(VENV)/bin/clickml --profile $(PROFILE) demo
 
-# TEST_WORKERS=2 runs two pytest-xdist workers (--dist loadfile: a module on one worker; the
-# longest modules first, tests/conftest.py). One process keeps the 2 cores only ~28% busy, but a
-# fresh-clone run with two workers hung in the Horovod estimator test: its worker had run the HDFS
-# tests first, and Horovod's fork then blocked (fixed in pipelines/lake/filesystem.py). A whole run
-# with two workers has not been redone since, so the default stays one process, as CI runs green.
-TEST_WORKERS ?= 0
+# Two pytest-xdist workers by default (--dist loadfile: a module on one worker; the longest
+# modules first, tests/conftest.py): one process kept the 2 cores only ~28% busy (the timings are in
+# benchmarks/README.md). TEST_WORKERS=0 runs everything in one process (easier to debug).
+TEST_WORKERS ?= 2
 PYTEST := $(VENV)/bin/python -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 test: check-java venv $(TEST_PREREQS)
