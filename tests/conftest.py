@@ -14,6 +14,11 @@ from tests.services.s3 import s3_bucket, s3_server  # noqa: F401  (fixtures: a l
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO_ROOT / "conf"
+TEST_SPARK_CONF_DIR = REPO_ROOT / "tests" / "spark-conf"
+"""Spark's defaults for the tests (code generation off, see its spark-defaults.conf). Set for the
+whole process, not by setdefault: a developer's own SPARK_CONF_DIR (a cluster's defaults) must
+not change what the tests run; subprocesses (CLI, spark-submit, Airflow tasks) inherit it."""
+os.environ["SPARK_CONF_DIR"] = str(TEST_SPARK_CONF_DIR)
 
 
 def make_config(tmp_path: Path, *overrides: str) -> ClickmlConfig:

@@ -24,7 +24,7 @@ from pipelines.spark.session import (
     delta_in_spark_home,
     merge_with_submitted,
 )
-from tests.conftest import CONF_DIR, make_config
+from tests.conftest import CONF_DIR, TEST_SPARK_CONF_DIR, make_config
 
 
 def test_local_defaults(tmp_path):
@@ -293,6 +293,13 @@ def test_live_session_has_the_settings(spark):
     from pyspark import SparkFiles
 
     assert not list(Path(SparkFiles.getRootDirectory()).glob("*.jar"))
+
+
+def test_the_suites_spark_defaults_reach_its_session_and_its_subprocesses(spark):
+    # tests/spark-conf/spark-defaults.conf (code generation off on tiny frames, set by tests/conftest.py)
+    assert spark.conf.get("spark.sql.codegen.wholeStage") == "false"
+    assert spark.conf.get("spark.sql.codegen.factoryMode") == "NO_CODEGEN"
+    assert os.environ["SPARK_CONF_DIR"] == str(TEST_SPARK_CONF_DIR)  # inherited by CLI and spark-submit runs
 
 
 def test_building_again_reuses_the_active_session(spark, tmp_path):
