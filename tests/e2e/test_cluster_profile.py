@@ -50,9 +50,6 @@ def stack(tmp_path):
 @pytest.mark.timeout(1800)
 def test_the_demo_runs_on_the_standalone_cluster_with_the_lakehouse_on_s3(stack, tmp_path):
     env = {**os.environ, **stack.s3_env(), "CLICKML_PROFILE": stack.profile, "PYSPARK_PYTHON": sys.executable}
-    # Spark's own defaults, as a user's run has them: the suite's tests/spark-conf (code generation
-    # off, to save CPU on tiny frames) stays out, so one whole pipeline run goes through generated code.
-    env.pop("SPARK_CONF_DIR", None)
     command = [sys.executable, "-m", "pipelines.cli", "--profile", stack.profile]
     for item in DEMO_SETTINGS:
         command += ["--set", item]

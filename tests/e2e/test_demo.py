@@ -1,4 +1,6 @@
-"""The demo path (`make demo`) on a tiny clickstream, in the test session's Spark."""
+"""The demo path (`make demo`) on a tiny clickstream, in the test session's Spark, with Spark's
+code generation on (the suite's tests/spark-conf turns it off elsewhere), so one whole pipeline
+run goes through generated code as a user's run does."""
 
 from __future__ import annotations
 
@@ -11,8 +13,28 @@ from tests.conftest import make_config
 
 pytestmark = pytest.mark.e2e
 
+CODEGEN = {"spark.sql.codegen.wholeStage": "true", "spark.sql.codegen.factoryMode": "FALLBACK"}
+"""Spark's own defaults for the settings tests/spark-conf/spark-defaults.conf changes."""
 
-def test_demo_runs_the_whole_pipeline(spark, tmp_path):
+
+@pytest.fixture
+def spark_with_codegen(spark):
+    """The session with Spark's code generation defaults for one test (runtime SQL settings),
+    the suite's settings restored after it."""
+    before = {key: spark.conf.get(key) for key in CODEGEN}
+    for key, value in CODEGEN.items():
+        spark.conf.set(key, value)
+    try:
+        yield spark
+    finally:
+        for key, value in before.items():
+            spark.conf.set(key, value)
+
+
+def test_demo_runs_the_whole_pipeline(spark_with_codegen, tmp_path):
+    spark = spark_with_codegen
+    plan = spark.range(3).selectExpr("id + 1 AS x")._jdf.queryExecution().executedPlan().toString()
+    assert "*(1) " in plan, plan  # whole-stage generated code, as a user's run has it
     config = make_config(
         tmp_path, "generator.users=150", "generator.days=6", "generator.bad_records.share=0.05",
         "training_sets.propensity.horizon_days=1", "training_sets.implicit.test_days=1",
