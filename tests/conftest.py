@@ -21,6 +21,12 @@ not change what the tests run; subprocesses (CLI, spark-submit, Airflow tasks) i
 os.environ["SPARK_CONF_DIR"] = str(TEST_SPARK_CONF_DIR)
 
 
+def suite_spark_defaults() -> dict[str, str]:
+    """The settings of tests/spark-conf/spark-defaults.conf (`key value` lines, `#` comments)."""
+    lines = (TEST_SPARK_CONF_DIR / "spark-defaults.conf").read_text().splitlines()
+    return dict(line.split(None, 1) for line in map(str.strip, lines) if line and not line.startswith("#"))
+
+
 def make_config(tmp_path: Path, *overrides: str) -> ClickmlConfig:
     """The local profile with the lakehouse and landing zone under `tmp_path`."""
     return load_config(

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from pipelines import demo
-from tests.conftest import make_config
+from tests.conftest import make_config, suite_spark_defaults
 
 pytestmark = pytest.mark.e2e
 
@@ -21,6 +21,8 @@ CODEGEN = {"spark.sql.codegen.wholeStage": "true", "spark.sql.codegen.factoryMod
 def spark_with_codegen(spark):
     """The session with Spark's code generation defaults for one test (runtime SQL settings),
     the suite's settings restored after it."""
+    # every setting the suite's file changes, so this run has all of Spark's defaults back
+    assert set(CODEGEN) == set(suite_spark_defaults()), suite_spark_defaults()
     before = {key: spark.conf.get(key) for key in CODEGEN}
     for key, value in CODEGEN.items():
         spark.conf.set(key, value)

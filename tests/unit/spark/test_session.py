@@ -24,7 +24,7 @@ from pipelines.spark.session import (
     delta_in_spark_home,
     merge_with_submitted,
 )
-from tests.conftest import CONF_DIR, TEST_SPARK_CONF_DIR, make_config
+from tests.conftest import CONF_DIR, TEST_SPARK_CONF_DIR, make_config, suite_spark_defaults
 
 
 def test_local_defaults(tmp_path):
@@ -297,8 +297,9 @@ def test_live_session_has_the_settings(spark):
 
 def test_the_suites_spark_defaults_reach_its_session_and_its_subprocesses(spark):
     # tests/spark-conf/spark-defaults.conf (code generation off on tiny frames, set by tests/conftest.py)
-    assert spark.conf.get("spark.sql.codegen.wholeStage") == "false"
-    assert spark.conf.get("spark.sql.codegen.factoryMode") == "NO_CODEGEN"
+    assert suite_spark_defaults() == {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
+    for key, value in suite_spark_defaults().items():
+        assert spark.conf.get(key) == value, key
     assert os.environ["SPARK_CONF_DIR"] == str(TEST_SPARK_CONF_DIR)  # inherited by CLI and spark-submit runs
 
 
