@@ -426,6 +426,8 @@ def _masked(value):
 def _lake(config: ClickmlConfig, args: argparse.Namespace) -> int:
     from pipelines.lake import Lake
 
+    if args.lake_command in ("history", "vacuum", "show"):
+        _refuse_missing_local_table(Lake(config), args.table)
     if args.lake_command == "history":
         lake = Lake(config, _spark(config))  # Delta's DESCRIBE HISTORY
         print(f"{'version':>7}  {'committed (UTC)':19}  {'rows added':>10}  operation")
@@ -451,6 +453,17 @@ def _lake(config: ClickmlConfig, args: argparse.Namespace) -> int:
     df = lake.read(args.table, args.version)
     df.show(args.rows, truncate=False)
     return 0
+
+
+def _refuse_missing_local_table(lake, table: str) -> None:
+    """A table on local disk that is not there is an error before Spark starts (a JVM start is
+    ~10 s for a typo). Remote tables are left to Spark: its error says whether the table is
+    missing or the store refused the credentials, which a plain existence check cannot tell."""
+    from pipelines.lake import TableNotFoundError
+
+    location = lake.location(table)
+    if location.is_local and not lake.exists(table):
+        raise TableNotFoundError(str(location), "does not exist (no Delta table at this location)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -194,6 +194,11 @@ def test_airflow_ui_login_dags_trigger_and_success(stack, browser, tmp_path):
     assert "Unpause clickstream_ingest on trigger" in dialog.text
     confirm = [b for b in dialog.find_elements(By.TAG_NAME, "button") if b.text.strip() == "Trigger"]
     confirm[-1].click()
+    # The run is followed through the REST API; the DAG page's polling would keep the browser busy
+    # meanwhile (~25 s of a core while the run's Spark applications need both), so it is left.
+    _wait_for(lambda: (stack.airflow_api("dags/clickstream_ingest/dagRuns?limit=1") or {}).get("dag_runs"), 30,
+              "the triggered run")
+    browser.get("about:blank")
 
     def finished():
         runs = (stack.airflow_api("dags/clickstream_ingest/dagRuns?limit=5") or {}).get("dag_runs", [])

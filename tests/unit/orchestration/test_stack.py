@@ -219,3 +219,15 @@ def test_up_starts_a_real_redis_on_loopback_and_down_stops_it(tmp_path, capsys):
     assert stack.running(REDIS_SERVICE) is None and messages[-1] == f"redis: stopped (pid {pid})"
     with pytest.raises(OSError):
         _redis_ping(port)
+
+
+def test_the_mlflow_server_runs_without_mlflow_job_execution_unless_asked(tmp_path, monkeypatch):
+    # MLflow 3's job execution starts eight polling huey consumers beside the server; clickml
+    # submits no MLflow jobs, so `make up` leaves it off (a user's own setting wins).
+    monkeypatch.delenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", raising=False)
+    stack = Stack(tmp_path / "state", lakehouse=tmp_path / "lake")
+    mlflow = stack.services()["mlflow"]
+    assert mlflow.argv[1:3] == ["server", "--host"]
+    assert mlflow.env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    monkeypatch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "true")
+    assert stack.services()["mlflow"].env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"
