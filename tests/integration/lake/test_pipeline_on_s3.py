@@ -7,10 +7,7 @@ local disk; and clear errors (naming the URI) for a missing bucket and wrong cre
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import time
 
 import pytest
@@ -19,24 +16,15 @@ from pyspark.sql import functions as F
 from pipelines.lake.location import table_location
 from pipelines.spark.session import apply_s3a_settings
 from pipelines.spark.storage import StorageError, check_roots, storage_roots
-from tests.conftest import CONF_DIR, REPO_ROOT, make_config
+from tests.conftest import make_config
 from tests.services import TINY_PIPELINE
+from tests.services.baseline import run_tiny_pipeline
 
 pytestmark = pytest.mark.s3
 
 # A tiny clickstream that still yields train/validation/test cutoffs (horizon 1 day, 1 day of
 # history), and one cheap model: the point is the storage, not the model.
 PIPELINE = TINY_PIPELINE
-# What the CLI runs, in order (all in one driver process, see `_run_cli`).
-COMMANDS = (
-    ["generate"],
-    ["ingest", "--start", "2024-01-01T00:00", "--end", "2024-01-08T00:00"],
-    ["silver"],
-    ["features", "build"],
-    ["training-sets"],
-    ["train", "propensity", "--model", "lr"],
-)
-PIPELINE_TIMEOUT_S = 600  # ~2 min on an idle 2-core box; 6 min seen under a load of 9
 
 
 def s3_config(tmp_path, s3_server, bucket, *overrides, **keys):
@@ -127,61 +115,30 @@ def test_wrong_credentials_fail_a_delta_write_with_the_uri(spark, s3_server, s3_
     assert uri in text and ("403" in text or "AccessDenied" in text), text[:2000]
 
 
-def _run_cli(tmp_path, s3_server, overrides, log_path) -> None:
-    """The CLI commands of COMMANDS in one fresh driver process (one JVM: its session is started
-    from the config, so the S3A settings come from `_s3a_settings`), MLflow's S3 client pointed at
-    the server through the environment as it would be on a cluster."""
-    driver = (
-        "import json, sys\n"
-        "from pipelines.cli import main\n"
-        "from pipelines.config import load_config\n"
-        "from pipelines.spark import build_session\n"
-        "from pipelines.spark.storage import check_roots\n"
-        "base, commands, conf_dir, overrides = (json.loads(a) for a in sys.argv[1:5])\n"
-        "config = load_config(profile='local', conf_dir=conf_dir, overrides=overrides)\n"
-        "# the pre-flight check in the session the commands then reuse (settings from the config)\n"
-        "print('storage checked:', [r.uri for r in check_roots(config, build_session(config))], flush=True)\n"
-        "for command in commands:\n"
-        "    print('clickml', *command, flush=True)\n"
-        "    rc = main(base + command)\n"
-        "    if rc:\n"
-        "        sys.exit(rc)\n"
-    )
-    base = ["--profile", "local", "--conf-dir", str(CONF_DIR)] + [a for o in overrides for a in ("--set", o)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MLFLOW_"))}
-    env.update(s3_server.env())
-    env.update({"PYSPARK_PYTHON": sys.executable, "CLICKML_PROFILE": "local"})
-    with open(log_path, "w") as log:
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-c", driver, *map(json.dumps, (base, list(COMMANDS), str(CONF_DIR), overrides))],
-                cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=PIPELINE_TIMEOUT_S,
-            )
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the pipeline on S3 ran past {PIPELINE_TIMEOUT_S}s: {log_path.read_text()[-4000:]}")
-    assert proc.returncode == 0, f"the pipeline on S3 failed ({proc.returncode}):\n{log_path.read_text()[-6000:]}"
-
-
 @pytest.mark.storage_e2e
 @pytest.mark.e2e
 @pytest.mark.slow
 @pytest.mark.timeout(1500)  # the pipeline on S3, and the local baseline when this test is the first to need it
-def test_pipeline_on_s3_matches_the_pipeline_on_local_disk(spark, s3_server, s3_bucket, tmp_path, tiny_pipeline_on_disk):  # noqa: F811
+def test_pipeline_on_s3_matches_the_pipeline_on_local_disk(spark, s3_server, s3_bucket, tmp_path, tiny_pipeline_on_disk,  # noqa: F811
+                                                          monkeypatch):
     s3_dir = tmp_path / "s3"
     s3_dir.mkdir()
-    # make_config's Spark settings too: the CLI loads the config itself
-    overrides = [
-        *_s3_overrides(s3_dir, s3_server, s3_bucket), *PIPELINE,
-        "spark.master=local[2]", "spark.shuffle_partitions=2", "spark.driver_memory=1g",
-    ]
-    on_s3 = make_config(s3_dir, *overrides)
+    on_s3 = make_config(s3_dir, *_s3_overrides(s3_dir, s3_server, s3_bucket), *PIPELINE)
+    # In the suite's session, as the HDFS test runs: its Spark gets the bucket's S3A settings,
+    # MLflow's S3 client the server through the environment, as on a cluster. A session started
+    # from an S3 config in a driver of its own (`_s3a_settings`) is the cluster-profile demo's
+    # (tests/e2e/test_cluster_profile.py: the CLI, S3A and MLflow artifacts in the bucket).
+    for key in [k for k in os.environ if k.startswith(("AWS_", "MLFLOW_S3_"))]:
+        monkeypatch.delenv(key)
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    apply_s3a_settings(spark, on_s3)
+    assert [r.uri for r in check_roots(on_s3, spark)] == [f"s3a://{s3_bucket}/lakehouse", f"s3a://{s3_bucket}/landing"]
     started = time.monotonic()
-    _run_cli(s3_dir, s3_server, overrides, s3_dir / "pipeline.log")
-    s3_seconds = time.monotonic() - started
-    assert f"storage checked: ['s3a://{s3_bucket}/lakehouse', 's3a://{s3_bucket}/landing']" in (s3_dir / "pipeline.log").read_text()
+    run_tiny_pipeline(on_s3, spark)
+    print(f"pipeline on S3 (the suite's session): {time.monotonic() - started:.0f}s")
 
     on_disk = tiny_pipeline_on_disk  # the same overrides, run once per session in the suite's driver
-    print(f"pipeline on S3 (CLI, fresh driver): {s3_seconds:.0f}s")
 
     # Everything the pipeline writes lives in the bucket: landing files, tables, MLflow artifacts.
     keys = s3_server.keys(s3_bucket)
