@@ -106,6 +106,15 @@ class HdfsPorts:
         return asdict(self)
 
 
+COMPLETE_FILE_DELAY_KEY = "dfs.client.block.write.locateFollowingBlock.initial.delay.ms"
+COMPLETE_FILE_DELAY_MS = "20"
+"""A client closing a file asks the NameNode whether it is complete; until the DataNode has
+reported the last block it is not, and the client waits this long before asking again (doubling
+each time). Hadoop's 400 ms default is made for busy clusters: here the only DataNode reports
+within milliseconds, and a Delta write (data files, log, checkpoint) closes many small files. Ten
+small partitioned appends took 14.8 s with the default and 4.3 s with 20 ms (2026-12-07)."""
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
@@ -178,8 +187,11 @@ class LocalHdfs:
     def client_settings(self, retries: int = 1) -> dict[str, str]:
         """Hadoop client keys (without `spark.hadoop.`) for this one-DataNode cluster: never try
         to replace the only DataNode of a write pipeline, and give up on a NameNode that is gone
-        after `retries` quick connection attempts instead of minutes of retrying."""
+        after `retries` quick connection attempts instead of minutes of retrying; and ask the
+        NameNode again after 20 ms, not 400 ms, whether a file just closed is complete (see
+        `COMPLETE_FILE_DELAY_MS`)."""
         return {
+            COMPLETE_FILE_DELAY_KEY: COMPLETE_FILE_DELAY_MS,
             "dfs.client.block.write.replace-datanode-on-failure.enable": "false",
             "dfs.client.use.datanode.hostname": "true",
             "ipc.client.connect.max.retries": str(retries),
@@ -245,6 +257,7 @@ class LocalHdfs:
             "dfs.namenode.edits.noeditlogchannelflush": "true",
             "dfs.webhdfs.enabled": "true",
             "dfs.client.block.write.replace-datanode-on-failure.enable": "false",
+            COMPLETE_FILE_DELAY_KEY: COMPLETE_FILE_DELAY_MS,
         }
 
     def write_conf(self) -> None:
@@ -552,6 +565,8 @@ def _print_usage(hdfs: LocalHdfs, echo: Callable[[str], None]) -> None:
          f"--set landing.root={hdfs.uri}/clickml/landing ...)")
     echo("  MLflow's default store lives under a local lake.root only: also set e.g. "
          "--set mlflow.tracking_uri=sqlite:///$PWD/mlflow.db --set mlflow.artifact_root=$PWD/mlruns")
+    echo(f"  small files close faster with --set 'spark.conf={{\"spark.hadoop.{COMPLETE_FILE_DELAY_KEY}\": "
+         f"\"{COMPLETE_FILE_DELAY_MS}\"}}' (see pipelines/orchestration/hdfs.py)")
     echo("  stop: make hdfs-down")
 
 

@@ -48,3 +48,12 @@ def test_cli_down_and_status_without_state(tmp_path, capsys):
     assert main(["status", "--dir", str(tmp_path / "none")]) == 1
     with pytest.raises(HdfsError, match="state.json"):
         LocalHdfs.from_folder(tmp_path / "none")
+
+
+def test_clients_ask_again_after_20_ms_whether_a_closed_file_is_complete(tmp_path):
+    # Hadoop's 400 ms first wait after closing a file cost ~1 s per small Delta append here.
+    service = LocalHdfs(tmp_path / "h", port=19301, classpath="unused")
+    service.write_conf()
+    key = "dfs.client.block.write.locateFollowingBlock.initial.delay.ms"
+    assert service.client_settings()[key] == "20"
+    assert _properties(service.conf_dir / "hdfs-site.xml")[key] == "20"  # for clients that read the conf dir
