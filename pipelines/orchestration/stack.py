@@ -437,7 +437,7 @@ class Stack:
                     return
             except (OSError, ValueError):
                 pass
-            time.sleep(2)
+            time.sleep(0.5)  # each check is one local request or a /proc read
         raise StackError(f"{service.name} did not answer at {service.url} within {timeout:.0f} s; last lines of "
                          f"{self.log_file(service.name)}:\n" + self.log_tail(service.name))
 
