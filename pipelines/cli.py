@@ -463,7 +463,7 @@ def _refuse_missing_local_table(lake, table: str) -> None:
 
     location = lake.location(table)
     if location.is_local and not lake.exists(table):
-        raise TableNotFoundError(str(location), "does not exist (no Delta table at this location)")
+        raise TableNotFoundError.missing(location)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -188,7 +188,7 @@ def read_delta_spark(
 ) -> DataFrame:
     """The table (at `version`), with `partition_filters` as a predicate Delta prunes files by."""
     if not is_delta_table(spark, location):
-        raise TableNotFoundError(str(location), "does not exist (no Delta table at this location)")
+        raise TableNotFoundError.missing(location)
     reader = spark.read.format("delta")
     if version is not None:
         reader = reader.option("versionAsOf", version)
@@ -233,7 +233,7 @@ def _delta_table(spark: SparkSession, location: TableLocation):
     from delta.tables import DeltaTable
 
     if not is_delta_table(spark, location):
-        raise TableNotFoundError(str(location), "does not exist (no Delta table at this location)")
+        raise TableNotFoundError.missing(location)
     return DeltaTable.forPath(spark, location.spark_uri)
 
 

@@ -146,7 +146,7 @@ def snapshot(
     """Resolve a table version to its schema and exact list of live files."""
     table = open_table(location, version)
     if table is None:
-        raise TableNotFoundError(str(location), "does not exist (no Delta table at this location)")
+        raise TableNotFoundError.missing(location)
     check_readable(table, location)
     partition_columns = list(table.metadata().partition_columns)
     actions = pa.table(table.get_add_actions(flatten=True))

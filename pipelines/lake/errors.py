@@ -14,6 +14,11 @@ class LakeError(Exception):
 class TableNotFoundError(LakeError):
     """The table (or the requested version of it) does not exist."""
 
+    @classmethod
+    def missing(cls, location) -> TableNotFoundError:
+        """No Delta table at all at `location` (a `TableLocation`)."""
+        return cls(str(location), "does not exist (no Delta table at this location)")
+
 
 class SchemaMismatchError(LakeError):
     """The data written does not fit the table's schema or partitioning."""

@@ -28,7 +28,7 @@ def mlflow_beside(folder) -> list[str]:
 
 def run_tiny_pipeline(config, spark, train: bool = True) -> None:
     """generate -> ingest -> silver -> features -> training sets [-> train propensity/lr] in
-    `spark`: what the CLI commands of the storage tests run, in order."""
+    `spark`: what the S3 and HDFS tests run on their storage, and the local baseline, in order."""
     from pipelines import generate, ingest, silver
     from pipelines.features import stage as features_stage
     from pipelines.train import stage as train_stage
