@@ -4,12 +4,17 @@
 PyTorch 2.13 deadlocked there about one teardown in three: the group's destructor joined a gloo
 worker thread while holding the GIL, and that thread needed the GIL to free a finished work's
 tensors. The DDP run and torchrun's exit barrier then waited until the training's wall-clock limit.
+
+Rank 0 chooses each run's rendezvous port just before it listens there and hands it to rank 1: ports
+chosen all at once before the runs were taken meanwhile by the runs' own gloo connections (EADDRINUSE
+in CI; rank 0 died and rank 1 waited for it).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 
 import pytest
 
@@ -37,12 +42,17 @@ def _one_run() -> int | None:
         comm.close()
 
 
-def _process(rank: int, ports: list[int]) -> None:
+def _process(rank: int, ports) -> None:
     import torch
 
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
-    for port in ports:
+    for _ in range(RUNS):
+        if rank == 0:
+            port = free_ports()[0]
+            ports.put(port)
+        else:
+            port = ports.get(timeout=LIMIT_S)
         os.environ["MASTER_PORT"] = str(port)
         _one_run()
 
@@ -50,14 +60,19 @@ def _process(rank: int, ports: list[int]) -> None:
 @pytest.mark.slow
 def test_two_gloo_processes_tear_down_right_after_their_last_collective():
     pytest.importorskip("torch.distributed", reason="torch without distributed support")
-    ports = free_ports(RUNS)
     context = multiprocessing.get_context("spawn")
+    ports = context.Queue()
     processes = [context.Process(target=_process, args=(rank, ports), name=f"rank-{rank}") for rank in range(2)]
     for process in processes:
         process.start()
     try:
-        for process in processes:
-            process.join(LIMIT_S)
+        deadline = time.monotonic() + LIMIT_S
+        while any(p.is_alive() for p in processes) and time.monotonic() < deadline:
+            if any(p.exitcode not in (None, 0) for p in processes):
+                break  # the other rank would wait for the dead one until its own timeouts
+            time.sleep(0.2)
+        failed = {process.name: process.exitcode for process in processes if process.exitcode not in (None, 0)}
+        assert not failed, f"exit codes {failed}: a run failed (its traceback is in the captured stderr)"
         hung = [process.name for process in processes if process.is_alive()]
         assert not hung, f"{hung} still running after {LIMIT_S} s: the process group teardown deadlocked"
         assert [process.exitcode for process in processes] == [0, 0]
