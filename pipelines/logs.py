@@ -16,7 +16,10 @@ from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 LOG4J_CONFIG = Path(__file__).parent / "spark" / "log4j2-clickml.properties"
-QUIET = ("py4j", "urllib3", "botocore", "s3transfer", "git", "alembic")
+QUIET = ("py4j", "urllib3", "botocore", "s3transfer", "git", "alembic",
+         # Great Expectations' API registration at import (~100 lines) and its per-validation
+         # "Loading 'datasources'": pipelines.validate logs what each validation did
+         "great_expectations._docs_decorators", "great_expectations.datasource.fluent.config")
 """Libraries whose INFO lines are noise even in the log file."""
 
 
