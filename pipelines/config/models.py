@@ -442,6 +442,10 @@ class ModelSpec(Section):
     """Overrides the job's `class_weights` for this model (None: the job's)."""
     calibration: Literal["auto", "platt", "isotonic", "none"] | None = None
     """Overrides the job's `calibration` for this model (None: the job's)."""
+    numeric_transform: Literal["auto", "log1p", "none"] = "auto"
+    """Transform of the numeric features before imputation: `log1p` = sign(x) * log(1 + |x|), for
+    heavy-tailed counts and amounts; `auto` = log1p for the linear models (logistic and linear
+    regression, whose fit a few extreme counts dominate), none for trees (invariant to it)."""
 
 
 class RegistrySpec(Section):
@@ -529,6 +533,8 @@ class TrainJobSpec(Section):
                 raise ValueError(f"model {name}: {model.algorithm} supports tasks binary and regression, not {self.task}")
             if model.algorithm in ("deep_mlp", "wide_and_deep") and model.search.method != "none":
                 raise ValueError(f"model {name}: {model.algorithm} does not support search; set params directly")
+            if model.algorithm in ("deep_mlp", "wide_and_deep", "als") and model.numeric_transform == "log1p":
+                raise ValueError(f"model {name}: numeric_transform log1p applies to MLlib's tabular models, not {model.algorithm}")
             if model.calibration not in (None, "none") and self.task != "binary":
                 raise ValueError(f"model {name}: calibration {model.calibration} applies to binary jobs only, not {self.task}")
             if self.task in ("binary", "multiclass") and model.algorithm.endswith("regression") and model.algorithm != "logistic_regression":

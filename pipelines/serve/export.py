@@ -1,10 +1,11 @@
 """Export of a binary MLlib pipeline model into a JSON description that scores without Spark.
 
 `export_model(model)` reads each fitted stage (on the driver, where the model lives): the input
-casts of the preprocessing `SQLTransformer`, the imputer's surrogates, the string indexers' labels,
-the one-hot encoders' category sizes, the assembler's inputs, the scaler's mean and std, the
-classifier's coefficients or its trees (walked through the JVM model: split feature, threshold or
-left categories, leaf class counts or predictions, tree weights), and the calibrator. The
+casts of the preprocessing `SQLTransformer` (and its log transform, if any), the imputer's
+surrogates, the string indexers' labels, the one-hot encoders' category sizes, the assembler's
+inputs, the scaler's mean and std, the classifier's coefficients or its trees (walked through the
+JVM model: split feature, threshold or left categories, leaf class counts or predictions, tree
+weights), and the calibrator. The
 description is replayed by `pipelines.serve.inprocess.InProcessModel`; `check_parity` compares the
 two on a Spark DataFrame. A stage of another type raises `UnsupportedStageError` naming it.
 """
@@ -82,6 +83,19 @@ def _sql_cast(stage: SQLTransformer) -> dict:
                                     "pipelines.train.preprocess (CAST(`c` AS DOUBLE|STRING) AS `o`) can be exported")
     return {"type": "sql_cast", "casts": [{"input": _unquote(m.group(1)), "to": m.group(2).lower(), "output": _unquote(m.group(3))}
                                           for m in casts]}
+
+
+_LOG1P = re.compile(r"SIGN\((`(?:[^`]|``)+`)\) \* LOG1P\(ABS\(\1\)\) AS (`(?:[^`]|``)+`)")
+
+
+def _sql(stage: SQLTransformer) -> dict:
+    """The two statements `pipelines.train.preprocess` writes: the input casts, and the signed log
+    transform of the numeric columns (`log1p_statement`)."""
+    found = _SELECT.fullmatch(stage.getStatement())
+    terms = list(_LOG1P.finditer(found.group(1))) if found else []
+    if terms and ", ".join(m.group(0) for m in terms) == found.group(1).strip():
+        return {"type": "log1p", "inputs": [_unquote(m.group(1)) for m in terms], "outputs": [_unquote(m.group(2)) for m in terms]}
+    return _sql_cast(stage)
 
 
 def _imputer(stage: ImputerModel) -> dict:
@@ -196,7 +210,7 @@ def _calibration(stage: CalibratedProbability) -> dict:
 
 
 EXPORTERS = {
-    SQLTransformer: _sql_cast, ImputerModel: _imputer, StringIndexerModel: _string_indexer, OneHotEncoderModel: _one_hot,
+    SQLTransformer: _sql, ImputerModel: _imputer, StringIndexerModel: _string_indexer, OneHotEncoderModel: _one_hot,
     VectorAssembler: _assembler, StandardScalerModel: _scaler, LogisticRegressionModel: _logistic_regression,
     RandomForestClassificationModel: _random_forest, GBTClassificationModel: _gbt, CalibratedProbability: _calibration,
 }

@@ -6,6 +6,7 @@ semantics:
 
 - the input casts of the `SQLTransformer` (`CAST(c AS DOUBLE)`, `CAST(c AS STRING)`); a missing key
   or None is null; NaN in a categorical column is null too (JSON and pandas have no other null);
+- the signed log transform of the numeric columns (`SIGN(x) * LOG1P(ABS(x))`; null stays null);
 - `Imputer`: null and the missing value (NaN by default) become the column's surrogate;
 - `StringIndexer`: label -> index; with `handleInvalid="keep"` unseen labels and nulls get the
   extra index (the number of labels);
@@ -255,6 +256,13 @@ class _SqlCast(_Stage):
                 cols[cast["output"]] = np.asarray([_to_string(v, integer) for v in values], dtype=object)
 
 
+class _Log1p(_Stage):
+    def apply(self, cols, raw, n):
+        for source, target in zip(self.d["inputs"], self.d["outputs"]):
+            x = cols[source]
+            cols[target] = np.sign(x) * np.log1p(np.abs(x))  # NaN (a missing value) stays NaN
+
+
 class _Imputer(_Stage):
     def apply(self, cols, raw, n):
         missing = self.d.get("missing_value")
@@ -372,7 +380,7 @@ class _Calibration(_Stage):
 
 
 _STAGES = {
-    "imputer": _Imputer, "string_indexer": _StringIndexer, "one_hot": _OneHot, "vector_assembler": _Assembler,
+    "log1p": _Log1p, "imputer": _Imputer, "string_indexer": _StringIndexer, "one_hot": _OneHot, "vector_assembler": _Assembler,
     "standard_scaler": _Scaler, "logistic_regression": _LogisticRegression, "random_forest": _RandomForest, "gbt": _GBT,
     "calibration": _Calibration,
 }

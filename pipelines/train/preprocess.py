@@ -1,6 +1,7 @@
 """Feature preprocessing inside the Spark ML Pipeline, so a saved model scores raw rows.
 
-Numeric features are cast to double and imputed (mean of the training rows); categorical ones
+Numeric features are cast to double, optionally log-transformed (sign(x) * log1p(|x|): linear
+models by default, see `ModelSpec.numeric_transform`) and imputed (mean of the training rows); categorical ones
 (strings and booleans unless configured) are string-indexed with `handleInvalid="keep"`, so
 unseen categories and nulls go to an extra index instead of failing. Models that need it (linear
 ones) get one-hot encoding and standard scaling; tree models take the indices as categorical
@@ -77,15 +78,27 @@ def feature_columns(frame: DataFrame, job: TrainJobSpec, source: str) -> Feature
     return FeatureColumns(tuple(numeric), tuple(categorical))
 
 
-def preprocessing_stages(columns: FeatureColumns, one_hot: bool, scale: bool) -> list[Transformer]:
+def log1p_statement(pairs: list[tuple[str, str]]) -> str:
+    """The SQLTransformer statement of the signed log transform, (input, output) column pairs: null
+    and NaN stay null / NaN (imputed next)."""
+    terms = [f"SIGN({_quoted(i)}) * LOG1P(ABS({_quoted(i)})) AS {_quoted(o)}" for i, o in pairs]
+    return f"SELECT *, {', '.join(terms)} FROM __THIS__"
+
+
+def preprocessing_stages(columns: FeatureColumns, one_hot: bool, scale: bool, log_numeric: bool = False) -> list[Transformer]:
     """Stages from raw feature columns to the `features` vector."""
     casts = [f"CAST({_quoted(c)} AS DOUBLE) AS {_quoted(c + '__num')}" for c in columns.numeric]
     casts += [f"CAST({_quoted(c)} AS STRING) AS {_quoted(c + '__str')}" for c in columns.categorical]
     stages: list = [SQLTransformer(statement=f"SELECT *, {', '.join(casts)} FROM __THIS__")]
     inputs: list[str] = []
     if columns.numeric:
+        numeric = [c + "__num" for c in columns.numeric]
+        if log_numeric:
+            logged = [c + "__log" for c in columns.numeric]
+            stages.append(SQLTransformer(statement=log1p_statement(list(zip(numeric, logged)))))
+            numeric = logged
         imputed = [c + "__imp" for c in columns.numeric]
-        stages.append(Imputer(inputCols=[c + "__num" for c in columns.numeric], outputCols=imputed, strategy="mean"))
+        stages.append(Imputer(inputCols=numeric, outputCols=imputed, strategy="mean"))
         inputs += imputed
     if columns.categorical:
         indexed = [c + "__idx" for c in columns.categorical]
@@ -121,6 +134,6 @@ def feature_names(frame: DataFrame, column: str = FEATURES) -> list[str]:
 
 
 def _readable(name: str) -> str:
-    for suffix in ("__imp", "__idx", "__ohe", "__num", "__str"):
+    for suffix in ("__imp", "__idx", "__ohe", "__num", "__log", "__str"):
         name = name.replace(suffix, "")
     return name

@@ -132,7 +132,7 @@ def _importances(model: PipelineModel, scored: DataFrame, algorithm: str) -> tup
     return names[: len(values)], values
 
 
-_ALL_NULL = re.compile(r"All the values in (.+?)__num are Null")
+_ALL_NULL = re.compile(r"All the values in (.+?)__(?:num|log) are Null")
 
 
 def _fit_checked(estimator, prepared: DataFrame, source: str, name: str):
@@ -150,6 +150,14 @@ def _fit_checked(estimator, prepared: DataFrame, source: str, name: str):
         ) from exc
 
 
+def pipeline_stages(columns: FeatureColumns, spec: ModelSpec) -> list:
+    """The preprocessing stages of model `spec`: linear models get one-hot encoding and scaling,
+    and (`numeric_transform: auto`) log-transformed numeric features."""
+    linear = spec.algorithm in LINEAR
+    log_numeric = spec.numeric_transform == "log1p" or (spec.numeric_transform == "auto" and linear)
+    return preprocessing_stages(columns, one_hot=linear, scale=linear, log_numeric=log_numeric)
+
+
 def fit(dataset: Dataset, job: TrainJobSpec, name: str, spec: ModelSpec) -> Fitted:
     started = time.time()
     train = dataset.splits["train"]
@@ -160,7 +168,7 @@ def fit(dataset: Dataset, job: TrainJobSpec, name: str, spec: ModelSpec) -> Fitt
     if spec.algorithm in TREES and "maxBins" not in params:
         params["maxBins"] = _tree_bins(train, columns)
     estimator = build_estimator(spec.algorithm, params, job.data.seed, weighted)
-    pipeline = Pipeline(stages=[*preprocessing_stages(columns, one_hot=spec.algorithm in LINEAR, scale=spec.algorithm in LINEAR), estimator])
+    pipeline = Pipeline(stages=[*pipeline_stages(columns, spec), estimator])
     prepared = prepare(train, job, weights).persist(StorageLevel.MEMORY_AND_DISK)
     search_results: list[dict] = []
     try:

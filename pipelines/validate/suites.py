@@ -15,6 +15,10 @@ arguments, plus our own row-count rule:
 
 Every entry is built into its GX class when the file is loaded, so an unknown expectation or a
 bad argument fails at load time with the file, the entry and the problem in the message.
+
+`<longest_window>` in a suite file stands for the longest of `features.windows_days`, so the gold
+feature suites follow the configured windows (`column: events_<longest_window>d`,
+`max_value: <longest_window>`); such a suite is loaded with the config (or the number given).
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ if TYPE_CHECKING:
 SUFFIXES = (".yaml", ".yml")
 TOP_LEVEL_KEYS = ("description", "row_count", "expectations")
 ROW_COUNT_KEYS = ("max_drop",)
+LONGEST_WINDOW = "<longest_window>"
+"""Placeholder for the longest feature window (days) in suite files."""
 RESERVED_ARGUMENTS = frozenset({"id", "result_format", "rendered_content", "batch_id", "windows", "catch_exceptions"})
 """Expectation fields a suite file may not set: the gate decides how results are computed."""
 
@@ -147,11 +153,15 @@ def suite_path(directory: str | Path, name: str) -> Path:
     )
 
 
-def load_suite(name: str | Path, where: ClickmlConfig | str | Path | None = None) -> Suite:
+def load_suite(name: str | Path, where: ClickmlConfig | str | Path | None = None,
+               longest_window: int | None = None) -> Suite:
     """Load suite `name` from `where` (a config: its `validation.suites_dir`; or a folder).
 
-    `name` may also be the path of a suite file (then `where` is not needed).
+    `name` may also be the path of a suite file (then `where` is not needed). `longest_window`
+    replaces `<longest_window>` (default: the config's longest `features.windows_days`).
     """
+    if longest_window is None and where is not None and not isinstance(where, (str, Path)):
+        longest_window = max(where.features.windows_days)
     text_name = str(name)
     if isinstance(name, Path) or text_name.endswith(SUFFIXES) or "/" in text_name:
         path = Path(name)
@@ -162,12 +172,17 @@ def load_suite(name: str | Path, where: ClickmlConfig | str | Path | None = None
             raise SuiteError(f"suite {text_name!r}: give the config or the folder of the suite files")
         directory = where if isinstance(where, (str, Path)) else suites_dir(where)
         path = suite_path(directory, text_name)
-    return parse_suite(path.read_text(encoding="utf-8"), path)
+    return parse_suite(path.read_text(encoding="utf-8"), path, longest_window=longest_window)
 
 
-def parse_suite(text: str, path: Path, name: str | None = None) -> Suite:
+def parse_suite(text: str, path: Path, name: str | None = None, longest_window: int | None = None) -> Suite:
     """Parse and check the text of a suite file; the suite is named after the file by default."""
     name = name or (path.name[: -len(path.suffix)] if path.suffix in SUFFIXES else path.name)
+    if LONGEST_WINDOW in text:
+        if longest_window is None:
+            raise SuiteError(f"{path}: uses {LONGEST_WINDOW} (the longest of features.windows_days): "
+                             "load it with the config, or give the window")
+        text = text.replace(LONGEST_WINDOW, str(int(longest_window)))
     try:
         document = yaml.safe_load(text)
         lines = _entry_lines(text)

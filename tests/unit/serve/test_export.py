@@ -45,13 +45,14 @@ def _rows(n: int = 360, seed: int = 7) -> list[tuple]:
 
 
 MODELS = {
-    # weighted (balanced), Platt-calibrated; one-hot + scaling
+    # weighted (balanced), Platt-calibrated; one-hot + scaling; numeric features log-transformed (the
+    # linear models' default, `numeric_transform: auto`; x1 has negative values)
     "lr": ("logistic_regression", {"maxIter": 30, "regParam": 0.01}, True, Calibrator("platt", 1.3, -0.2)),
     # weighted leaf counts, isotonic-calibrated; categorical splits on the indices
     "rf": ("random_forest", {"numTrees": 8, "maxDepth": 4, "maxBins": 32}, True,
            Calibrator("isotonic", knots_x=(0.0, 0.3, 0.31, 0.6, 1.0), knots_y=(0.05, 0.2, 0.25, 0.5, 0.9))),
     "gbt": ("gbt", {"maxIter": 6, "maxDepth": 3, "maxBins": 32}, False, None),
-    # `family: multinomial` on two classes: two coefficient rows, softmax
+    # `family: multinomial` on two classes: two coefficient rows, softmax; no log transform
     "lr_multinomial": ("logistic_regression", {"maxIter": 30, "regParam": 0.01, "family": "multinomial"}, False, None),
 }
 
@@ -79,7 +80,8 @@ def fitted(dataset):
         weights = class_weights(train, job, data.source, "balanced" if weighted else "none")
         linear = algorithm in LINEAR
         estimator = build_estimator(algorithm, params, 42, weighted)
-        model = Pipeline(stages=[*preprocessing_stages(columns, one_hot=linear, scale=linear), estimator]).fit(
+        stages = preprocessing_stages(columns, one_hot=linear, scale=linear, log_numeric=name == "lr")
+        model = Pipeline(stages=[*stages, estimator]).fit(
             prepare(train, job, weights))
         models[name] = calibrated_model(model, calibrator) if calibrator is not None else model
     return models
@@ -90,6 +92,7 @@ def test_export_scores_the_test_split_as_spark_does(dataset, fitted, name):
     data, _ = dataset
     model = fitted[name]
     exported = json.loads(json.dumps(export_model(model)))  # what the artifact holds
+    assert any(s["type"] == "log1p" for s in exported["stages"]) == (name == "lr")
     test = data.splits["test"]
     # Spark's scores (the project's scoring), the rows as a server receives them: dicts
     spark_rows = score(model, test, "binary").select("x1", "visits", "device", "plan", "member", SCORE).collect()

@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 from pyspark.ml import Pipeline
 from pyspark.ml.classification import LogisticRegression
+from pyspark.ml.feature import SQLTransformer
 
 from pipelines.config.models import TrainJobSpec
 from pipelines.train.preprocess import (
     FEATURES,
     LABEL,
+    FeatureColumns,
     FeatureSpecError,
     feature_columns,
     feature_names,
@@ -61,3 +63,33 @@ def test_fitted_pipeline_scores_raw_rows_with_unseen_categories_and_nulls(spark,
     assert scored["prediction"] in (0.0, 1.0) and 0.0 <= scored["probability"][1] <= 1.0
     names = feature_names(model.transform(raw))
     assert "amount" in names and any(n.startswith("device") for n in names)
+
+
+def test_the_log_transform_keeps_the_sign_and_imputes_the_mean_of_the_logs(spark):
+    import math
+
+    frame = spark.createDataFrame([(-3.0,), (0.0,), (9.0,), (None,), (float("nan"),)], "amount double")
+    stages = preprocessing_stages(FeatureColumns(numeric=("amount",), categorical=()), one_hot=True, scale=True,
+                                  log_numeric=True)
+    rows = Pipeline(stages=stages).fit(frame).transform(frame).select("amount__imp").collect()  # 5 rows
+    logs = [-math.log(4.0), 0.0, math.log(10.0)]
+    assert [r[0] for r in rows] == pytest.approx(logs + [sum(logs) / 3] * 2)
+
+
+def test_numeric_transform_defaults_to_log1p_for_linear_models_and_is_refused_for_deep_ones(spark):
+    from pydantic import ValidationError
+
+    from pipelines.train.supervised import pipeline_stages
+
+    frame = spark.createDataFrame(ROWS, SCHEMA)
+    cols = feature_columns(frame, job(exclude=["id"]), "t")
+    spec = job(models={"lr": {"algorithm": "logistic_regression"}, "rf": {"algorithm": "random_forest"},
+                       "plain": {"algorithm": "logistic_regression", "numeric_transform": "none"}})
+
+    def statements(name):
+        return [s.getStatement() for s in pipeline_stages(cols, spec.models[name]) if isinstance(s, SQLTransformer)]
+
+    assert len(statements("lr")) == 2 and "LOG1P" in statements("lr")[1]
+    assert len(statements("rf")) == 1 and len(statements("plain")) == 1
+    with pytest.raises(ValidationError, match="numeric_transform log1p applies to MLlib's tabular models, not deep_mlp"):
+        job(models={"deep": {"algorithm": "deep_mlp", "numeric_transform": "log1p"}})

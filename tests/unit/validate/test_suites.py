@@ -165,9 +165,23 @@ def test_a_row_condition_needs_every_column(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONF_DIR / "expectations").glob("*.yaml")))
 def test_every_shipped_suite_loads(name):
-    suite = load_suite(name, CONF_DIR / "expectations")
+    suite = load_suite(name, CONF_DIR / "expectations", longest_window=30)
     assert suite.entries and suite.description
     assert len(suite.to_gx().expectations) == len(suite.entries)
+
+
+def test_the_feature_suites_follow_the_configured_windows(tmp_path):
+    # Bug: the gold feature suites named the 30-day columns, so `features.windows_days: [1, 7, 14]`
+    # failed every feature gate on columns that no longer exist.
+    config = make_config(tmp_path, "features.windows_days=[1, 7, 14]")
+    suite = load_suite("gold.user_features", config)
+    columns = {entry.arguments.get("column") for entry in suite.entries}
+    assert {"events_14d", "active_days_14d", "spend_14d"} <= columns and not any("30d" in str(c) for c in columns)
+    bounds = {entry.arguments["column"]: entry.arguments.get("max_value") for entry in suite.entries
+              if entry.arguments.get("column") in ("active_days_14d", "days_since_last_event")}
+    assert bounds == {"active_days_14d": 14, "days_since_last_event": 14}
+    with pytest.raises(SuiteError, match=r"gold.user_features.yaml: uses <longest_window> .*load it with the config"):
+        load_suite("gold.user_features", CONF_DIR / "expectations")
 
 
 def test_the_shipped_suites_cover_the_gated_tables():
