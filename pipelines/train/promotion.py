@@ -195,7 +195,8 @@ def group_candidates(spec: RegistrySpec, run_group: str) -> list:
 def promote_group(spec: RegistrySpec, run_group: str, score: Callable[[str], float]) -> Decision | None:
     """One decision for the models registered in parallel under `run_group` (e.g. an Airflow run):
     the best of them by the registry metric, both it and the champion scored now by `score(uri)` on
-    the same evaluation data, is promoted if it beats the champion. None when the group is empty.
+    the same evaluation data, is promoted if it beats the champion (without a champion, on the
+    metric its training run logged, unscored). None when the group is empty.
 
     Training tasks that ran in parallel only registered their models (`register`); deciding here,
     in one task, means two of them cannot overwrite each other's champion alias."""
@@ -210,7 +211,12 @@ def promote_group(spec: RegistrySpec, run_group: str, score: Callable[[str], flo
         return -math.inf if math.isnan(value) else sign * value
 
     best = max(candidates, key=tagged)
-    value = score(f"models:/{spec.name}/{best.version}")
+    if current_champion(spec) is None and math.isfinite(tagged(best)):
+        # Nothing to compare with: the metric its training run measured stands, without loading
+        # and scoring the model (a first run's promote task).
+        value = sign * tagged(best)
+    else:
+        value = score(f"models:/{spec.name}/{best.version}")
     log.info("registry: %s run group %s: %d candidate(s), best version %s (%s %.4f)", spec.name, run_group,
              len(candidates), best.version, spec.metric, value)
     return decide(spec, str(best.version), value, (True, "passed"), score)

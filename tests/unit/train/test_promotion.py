@@ -99,3 +99,52 @@ def test_a_binary_model_must_beat_the_base_rate_log_loss():
     passed, why = promotion.base_rate_check({"log_loss": 0.71, "base_rate_log_loss": 0.29})
     assert not passed and "is not below the base-rate predictor's 0.2900" in why
     assert promotion.base_rate_check({"log_loss": 0.29, "base_rate_log_loss": 0.29})[0] is False
+
+
+class _Version:
+    def __init__(self, version: str, auc: str):
+        self.version = version
+        self.tags = {promotion.RUN_GROUP_TAG: "g", promotion.GATE_TAG: "passed", "metric.roc_auc": auc}
+
+
+class _GroupRegistry:
+    def __init__(self, versions, champion=None):
+        self.versions, self.champion, self.tags = versions, champion, {}
+
+    def search_model_versions(self, _filter):
+        return self.versions
+
+    def get_model_version_by_alias(self, name, alias):
+        if self.champion is None:
+            raise MlflowException("Registered model alias champion not found.", INVALID_PARAMETER_VALUE)
+        return self.champion
+
+    def set_registered_model_alias(self, name, alias, version):
+        self.champion = next(v for v in self.versions if v.version == version)
+
+    def set_model_version_tag(self, name, version, key, value):
+        self.tags[(version, key)] = value
+
+
+def test_a_group_without_a_champion_is_decided_without_scoring_and_one_with_a_champion_is_scored(monkeypatch):
+    # The best model was re-scored even when there was no champion to compare it with: a model
+    # load and a scoring job in every first run's promote task, for a number nothing used.
+    registry = _GroupRegistry([_Version("1", "0.71"), _Version("2", "0.74")])
+    monkeypatch.setattr("mlflow.MlflowClient", lambda: registry)
+    spec = promotion.RegistrySpec(name="m", metric="roc_auc")
+    scored = []
+
+    def score(uri):
+        scored.append(uri)
+        return {"models:/m/3": 0.80, "models:/m@champion": 0.70}[uri]
+
+    decision = promotion.promote_group(spec, "g", score)
+    assert (decision.version, decision.promoted, decision.reason, decision.challenger_value) == ("2", True, "no champion yet", 0.74)
+    assert scored == [] and registry.champion.version == "2"
+    # with a champion, the best of a new group and the champion are both scored on today's data
+    registry.versions.append(_Version("3", "0.60"))
+    for version in registry.versions[:2]:
+        version.tags[promotion.RUN_GROUP_TAG] = "old"
+    decision = promotion.promote_group(spec, "g", score)
+    assert scored == ["models:/m/3", "models:/m@champion"]
+    assert (decision.version, decision.promoted, decision.challenger_value, decision.champion_value) == ("3", True, 0.80, 0.70)
