@@ -40,11 +40,25 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+FILE_ONLY_WARNINGS = (
+    # MLflow's advice on every pyfunc logged from a Python object (the deep model's wrapper, our
+    # own class): about loading models from untrusted sources, nothing the user of a run can act on
+    ("mlflow.pyfunc", "Passing a Python object as `python_model`"),
+)
+"""(logger, message start) of library warnings kept out of the console; the log file has them."""
+
+
 class _ConsoleFilter(logging.Filter):
-    """Console: `pipelines.*` at the configured level, everything else from WARNING."""
+    """Console: `pipelines.*` at the configured level, everything else from WARNING (less
+    `FILE_ONLY_WARNINGS`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.name.startswith("pipelines") or record.levelno >= logging.WARNING
+        if record.name.startswith("pipelines"):
+            return True
+        if record.levelno < logging.WARNING:
+            return False
+        message = record.getMessage()
+        return not any(record.name == name and message.startswith(start) for name, start in FILE_ONLY_WARNINGS)
 
 
 def configure_logging(level: str = "INFO", file: str | Path | None = None) -> None:

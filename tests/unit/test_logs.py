@@ -35,6 +35,7 @@ def test_the_console_shows_clickml_and_warnings_the_file_everything(fresh_root, 
     logging.getLogger("pipelines.demo").info("demo 1/9: generating")
     logging.getLogger("somelib.store").info("creating tables")  # a library's INFO: file only
     logging.getLogger("somelib.store").warning("a library warning")
+    logging.getLogger("mlflow.pyfunc").warning("Passing a Python object as `python_model` causes it to be serialized")
     logging.getLogger("py4j.clientserver").info("closing connection")  # too chatty even for the file
     # Great Expectations' import registers its API: ~100 INFO lines per command that validates
     logging.getLogger("great_expectations._docs_decorators").info("Skipping registering function get_context")
@@ -45,6 +46,7 @@ def test_the_console_shows_clickml_and_warnings_the_file_everything(fresh_root, 
     written = path.read_text()
     assert "demo 1/9: generating" in console and "a library warning" in console
     assert "creating tables" not in console
+    assert "python_model" not in console and "python_model" in written  # advice for the file only
     assert {"demo 1/9: generating", "creating tables", "a library warning"} <= {
         line.split(": ", 1)[1] for line in written.splitlines()}
     assert "closing connection" not in written
