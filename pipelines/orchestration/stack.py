@@ -224,6 +224,11 @@ class Stack:
         })
         if not self.lake_on_s3:
             env["CLICKML_LAKEHOUSE"] = env.get("CLICKML_LAKEHOUSE", str(self.lakehouse))
+        if env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite").startswith("sqlite"):
+            # a longer wait for SQLite's write lock (pipelines/orchestration/airflow_sqlite.py)
+            env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", "pipelines.orchestration.airflow_sqlite.CONNECT_ARGS")
+            env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC",
+                           "pipelines.orchestration.airflow_sqlite.ASYNC_CONNECT_ARGS")
         return env
 
     def services(self) -> dict[str, Service]:

@@ -203,7 +203,15 @@ def test_airflow_ui_login_dags_trigger_and_success(stack, browser, tmp_path):
     def finished():
         runs = (stack.airflow_api("dags/clickstream_ingest/dagRuns?limit=5") or {}).get("dag_runs", [])
         return runs and runs[0]["state"] in ("success", "failed") and runs[0]
-    run = _wait_for(finished, 420, "the triggered run to finish", interval=3)
+    try:
+        run = _wait_for(finished, 420, "the triggered run to finish", interval=3)
+    except AssertionError as exc:  # say where it stands: a run queued behind a paused DAG, a task stuck, ...
+        dag = stack.airflow_api("dags/clickstream_ingest") or {}
+        runs = (stack.airflow_api("dags/clickstream_ingest/dagRuns?limit=1") or {}).get("dag_runs", [])
+        tasks = stack.airflow_api(f"dags/clickstream_ingest/dagRuns/{runs[0]['dag_run_id']}/taskInstances") if runs else {}
+        states = {t["task_id"]: t["state"] for t in (tasks or {}).get("task_instances", [])}
+        raise AssertionError(f"{exc}: DAG paused={dag.get('is_paused')}, run state={runs[0]['state'] if runs else None}, "
+                             f"tasks={states}") from None
     browser.get(f"{base}/dags/clickstream_ingest/runs/{run['dag_run_id']}")
     _wait_for(lambda: "success" in body().lower() or "failed" in body().lower(), 60, "the run page")
     time.sleep(2)

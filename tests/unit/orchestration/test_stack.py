@@ -231,3 +231,20 @@ def test_the_mlflow_server_runs_without_mlflow_job_execution_unless_asked(tmp_pa
     assert mlflow.env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
     monkeypatch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "true")
     assert stack.services()["mlflow"].env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"
+
+
+def test_airflow_on_sqlite_waits_longer_for_the_write_lock(tmp_path, monkeypatch):
+    # Bug: under load the UI's Trigger (create the run + unpause the DAG, at once) got "database is
+    # locked" on the unpause after SQLite's default 5 s, and the run stayed queued behind a paused DAG.
+    import importlib
+
+    monkeypatch.delenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", raising=False)
+    monkeypatch.delenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", raising=False)
+    env = Stack(tmp_path / "state", lakehouse=tmp_path / "lake").airflow_env()
+    for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"):
+        module, name = env[key].rsplit(".", 1)
+        assert getattr(importlib.import_module(module), name)["timeout"] >= 30  # what Airflow's conf.getimport reads
+    # a user's own database (PostgreSQL takes no `timeout` argument) gets none of it
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql+psycopg2://airflow@127.0.0.1/airflow")
+    env = Stack(tmp_path / "state", lakehouse=tmp_path / "lake").airflow_env()
+    assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS" not in env
