@@ -444,8 +444,9 @@ class ModelSpec(Section):
     """Overrides the job's `calibration` for this model (None: the job's)."""
     numeric_transform: Literal["auto", "log1p", "none"] = "auto"
     """Transform of the numeric features before imputation: `log1p` = sign(x) * log(1 + |x|), for
-    heavy-tailed counts and amounts; `auto` = log1p for the linear models (logistic and linear
-    regression, whose fit a few extreme counts dominate), none for trees (invariant to it)."""
+    heavy-tailed counts and amounts; `auto` = log1p for logistic regression (whose fit a few
+    extreme counts dominate), none for linear regression (a target linear in a feature would no
+    longer be) and for trees (invariant to it)."""
 
 
 class RegistrySpec(Section):

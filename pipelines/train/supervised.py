@@ -151,10 +151,12 @@ def _fit_checked(estimator, prepared: DataFrame, source: str, name: str):
 
 
 def pipeline_stages(columns: FeatureColumns, spec: ModelSpec) -> list:
-    """The preprocessing stages of model `spec`: linear models get one-hot encoding and scaling,
-    and (`numeric_transform: auto`) log-transformed numeric features."""
+    """The preprocessing stages of model `spec`: linear models get one-hot encoding and scaling;
+    logistic regression (`numeric_transform: auto`) log-transformed numeric features. Linear
+    regression keeps them as they are: a target linear in a feature would no longer be."""
     linear = spec.algorithm in LINEAR
-    log_numeric = spec.numeric_transform == "log1p" or (spec.numeric_transform == "auto" and linear)
+    log_numeric = spec.numeric_transform == "log1p" or (
+        spec.numeric_transform == "auto" and spec.algorithm == "logistic_regression")
     return preprocessing_stages(columns, one_hot=linear, scale=linear, log_numeric=log_numeric)
 
 

@@ -76,7 +76,7 @@ def test_the_log_transform_keeps_the_sign_and_imputes_the_mean_of_the_logs(spark
     assert [r[0] for r in rows] == pytest.approx(logs + [sum(logs) / 3] * 2)
 
 
-def test_numeric_transform_defaults_to_log1p_for_linear_models_and_is_refused_for_deep_ones(spark):
+def test_numeric_transform_defaults_to_log1p_for_logistic_regression_and_is_refused_for_deep_models(spark):
     from pydantic import ValidationError
 
     from pipelines.train.supervised import pipeline_stages
@@ -85,11 +85,17 @@ def test_numeric_transform_defaults_to_log1p_for_linear_models_and_is_refused_fo
     cols = feature_columns(frame, job(exclude=["id"]), "t")
     spec = job(models={"lr": {"algorithm": "logistic_regression"}, "rf": {"algorithm": "random_forest"},
                        "plain": {"algorithm": "logistic_regression", "numeric_transform": "none"}})
+    regression = TrainJobSpec.model_validate({
+        "data": {"table": "gold.x", "split_column": "split"}, "task": "regression", "label": "amount",
+        "models": {"linear": {"algorithm": "linear_regression"}, "logged": {"algorithm": "linear_regression",
+                                                                           "numeric_transform": "log1p"}}})
 
-    def statements(name):
-        return [s.getStatement() for s in pipeline_stages(cols, spec.models[name]) if isinstance(s, SQLTransformer)]
+    def statements(name, of=spec):
+        return [s.getStatement() for s in pipeline_stages(cols, of.models[name]) if isinstance(s, SQLTransformer)]
 
     assert len(statements("lr")) == 2 and "LOG1P" in statements("lr")[1]
     assert len(statements("rf")) == 1 and len(statements("plain")) == 1
+    # linear regression keeps a target that is linear in a feature linear (unless asked)
+    assert len(statements("linear", regression)) == 1 and len(statements("logged", regression)) == 2
     with pytest.raises(ValidationError, match="numeric_transform log1p applies to MLlib's tabular models, not deep_mlp"):
         job(models={"deep": {"algorithm": "deep_mlp", "numeric_transform": "log1p"}})
