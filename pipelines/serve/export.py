@@ -5,9 +5,9 @@ casts of the preprocessing `SQLTransformer` (and its log transform, if any), the
 surrogates, the string indexers' labels, the one-hot encoders' category sizes, the assembler's
 inputs, the scaler's mean and std, the classifier's coefficients or its trees (walked through the
 JVM model: split feature, threshold or left categories, leaf class counts or predictions, tree
-weights), and the calibrator. The
-description is replayed by `pipelines.serve.inprocess.InProcessModel`; `check_parity` compares the
-two on a Spark DataFrame. A stage of another type raises `UnsupportedStageError` naming it.
+weights), and the calibrator. The description is replayed by
+`pipelines.serve.inprocess.InProcessModel`; `check_parity` compares the two on a Spark DataFrame.
+A stage of another type raises `UnsupportedStageError` naming it.
 """
 
 from __future__ import annotations

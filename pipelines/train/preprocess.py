@@ -1,9 +1,9 @@
 """Feature preprocessing inside the Spark ML Pipeline, so a saved model scores raw rows.
 
-Numeric features are cast to double, optionally log-transformed (sign(x) * log1p(|x|): linear
-models by default, see `ModelSpec.numeric_transform`) and imputed (mean of the training rows); categorical ones
-(strings and booleans unless configured) are string-indexed with `handleInvalid="keep"`, so
-unseen categories and nulls go to an extra index instead of failing. Models that need it (linear
+Numeric features are cast to double, optionally log-transformed (sign(x) * log1p(|x|): logistic
+regression by default, see `ModelSpec.numeric_transform`) and imputed (mean of the training rows);
+categorical ones (strings and booleans unless configured) are string-indexed with
+`handleInvalid="keep"`, so unseen categories and nulls go to an extra index instead of failing. Models that need it (linear
 ones) get one-hot encoding and standard scaling; tree models take the indices as categorical
 features. Label and weight are not pipeline inputs: scoring rows need neither.
 """
@@ -134,6 +134,6 @@ def feature_names(frame: DataFrame, column: str = FEATURES) -> list[str]:
 
 
 def _readable(name: str) -> str:
-    for suffix in ("__imp", "__idx", "__ohe", "__num", "__log", "__str"):
+    for suffix in ("__imp", "__idx", "__ohe", "__num", "__str"):
         name = name.replace(suffix, "")
     return name

@@ -214,7 +214,7 @@ def promote_group(spec: RegistrySpec, run_group: str, score: Callable[[str], flo
     if current_champion(spec) is None and math.isfinite(tagged(best)):
         # Nothing to compare with: the metric its training run measured stands, without loading
         # and scoring the model (a first run's promote task).
-        value = sign * tagged(best)
+        value = float(best.tags[f"metric.{spec.metric}"])
     else:
         value = score(f"models:/{spec.name}/{best.version}")
     log.info("registry: %s run group %s: %d candidate(s), best version %s (%s %.4f)", spec.name, run_group,
