@@ -10,21 +10,33 @@ import pytest
 
 from pipelines.config import ClickmlConfig, load_config
 from pipelines.spark import build_session
+from tests import jvm_cds
 from tests.services.s3 import s3_bucket, s3_server  # noqa: F401  (fixtures: a local S3 server)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO_ROOT / "conf"
 TEST_SPARK_CONF_DIR = REPO_ROOT / "tests" / "spark-conf"
-"""Spark's defaults for the tests (code generation off, see its spark-defaults.conf). Set for the
-whole process, not by setdefault: a developer's own SPARK_CONF_DIR (a cluster's defaults) must
-not change what the tests run; subprocesses (CLI, spark-submit, Airflow tasks) inherit it."""
-os.environ["SPARK_CONF_DIR"] = str(TEST_SPARK_CONF_DIR)
 
 
 def suite_spark_defaults() -> dict[str, str]:
     """The settings of tests/spark-conf/spark-defaults.conf (`key value` lines, `#` comments)."""
     lines = (TEST_SPARK_CONF_DIR / "spark-defaults.conf").read_text().splitlines()
     return dict(line.split(None, 1) for line in map(str.strip, lines) if line and not line.startswith("#"))
+
+
+# Every Spark driver the tests start (the session fixture, CLI and spark-submit runs, Airflow tasks:
+# subprocesses inherit the environment) gets the suite's Spark defaults as `-Dspark.*` system
+# properties and the class-data archive of tests/jvm_cds.py through SPARK_SUBMIT_OPTS, with an empty
+# SPARK_CONF_DIR (the archive needs one; see tests/jvm_cds.py). Set for the whole process, not by
+# setdefault: a developer's own SPARK_CONF_DIR (a cluster's defaults) must not change what the tests run.
+os.environ["SPARK_CONF_DIR"] = str(jvm_cds.empty_conf_dir())
+os.environ["SPARK_SUBMIT_OPTS"] = jvm_cds.driver_options(suite_spark_defaults(), jvm_cds.existing_archive())
+
+
+def pytest_configure(config):
+    """Record the class-data archive when this machine has none yet (once: about a minute)."""
+    archive = jvm_cds.ensure_archive(dict(os.environ))
+    os.environ["SPARK_SUBMIT_OPTS"] = jvm_cds.driver_options(suite_spark_defaults(), archive)
 
 
 def make_config(tmp_path: Path, *overrides: str) -> ClickmlConfig:

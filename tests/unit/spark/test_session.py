@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -24,7 +27,7 @@ from pipelines.spark.session import (
     delta_in_spark_home,
     merge_with_submitted,
 )
-from tests.conftest import CONF_DIR, TEST_SPARK_CONF_DIR, make_config, suite_spark_defaults
+from tests.conftest import CONF_DIR, REPO_ROOT, make_config, suite_spark_defaults
 
 
 def test_local_defaults(tmp_path):
@@ -300,7 +303,47 @@ def test_the_suites_spark_defaults_reach_its_session_and_its_subprocesses(spark)
     assert suite_spark_defaults() == {"spark.sql.codegen.wholeStage": "false", "spark.sql.codegen.factoryMode": "NO_CODEGEN"}
     for key, value in suite_spark_defaults().items():
         assert spark.conf.get(key) == value, key
-    assert os.environ["SPARK_CONF_DIR"] == str(TEST_SPARK_CONF_DIR)  # inherited by CLI and spark-submit runs
+    # inherited by CLI and spark-submit runs: the settings as system properties, an empty conf folder
+    options = os.environ["SPARK_SUBMIT_OPTS"].split()
+    assert {f"-D{key}={value}" for key, value in suite_spark_defaults().items()} <= set(options)
+    assert not any(Path(os.environ["SPARK_CONF_DIR"]).iterdir())
+
+
+def test_a_fresh_driver_gets_the_suites_defaults_and_maps_the_class_data_archive(tmp_path):
+    from tests import jvm_cds
+
+    archive = jvm_cds.existing_archive()
+    if archive is None:
+        pytest.skip("no class-data archive on this machine (CLICKML_TEST_CDS=0, or recording failed: see the "
+                    "tests/jvm_cds.py lines at the start of the run)")
+    assert f"-XX:SharedArchiveFile={archive}" in os.environ["SPARK_SUBMIT_OPTS"]
+    # A driver started as the suite's subprocesses start theirs, with the JVM's CDS log on: the
+    # archive maps (the classpath matched the recorded one) and the defaults reach its session.
+    script = tmp_path / "driver.py"
+    script.write_text(CHECK_DRIVER.format(repo=str(REPO_ROOT), root=str(tmp_path)))
+    opts = os.environ["SPARK_SUBMIT_OPTS"].replace(jvm_cds.QUIET, "-Xlog:cds=info -Xlog:class+load=info")
+    done = subprocess.run([sys.executable, str(script)], env={**os.environ, "SPARK_SUBMIT_OPTS": opts},
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "CODEGEN false NO_CODEGEN" in done.stdout, done.stdout[-3000:]
+    assert "shared class paths mismatch" not in done.stdout, done.stdout[-3000:]
+    # Spark's own classes (and Delta's) came from the recorded archive (the "top" layer)
+    assert re.search(r"org\.apache\.spark\.SparkContext source: shared objects file \(top\)", done.stdout)
+    assert re.search(r"io\.delta\.sql\.DeltaSparkSessionExtension source: shared objects file \(top\)", done.stdout)
+
+
+CHECK_DRIVER = """
+import sys
+sys.path.insert(0, {repo!r})
+from pathlib import Path
+from pipelines.config import load_config
+from pipelines.spark import build_session
+config = load_config(profile="local", conf_dir=Path({repo!r}) / "conf", env={{}}, overrides=[
+    "lake.root={root}/lake", "landing.root={root}/landing", "spark.master=local[1]", "spark.ui_enabled=false"])
+spark = build_session(config)
+print("CODEGEN", spark.conf.get("spark.sql.codegen.wholeStage"), spark.conf.get("spark.sql.codegen.factoryMode"), flush=True)
+spark.stop()
+"""
 
 
 def test_building_again_reuses_the_active_session(spark, tmp_path):
