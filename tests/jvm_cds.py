@@ -43,6 +43,7 @@ QUIET = "-Xlog:cds*=off -Xlog:class+path=off"
 """The JVM's own CDS messages (a classpath that differs from the recorded one, an archive from
 another JDK) stay out of the drivers' output: without the archive a driver is only slower."""
 RECORD_TIMEOUT = 600
+KEEP = 3
 
 # Run in a fresh driver to record the archive: the kinds of work the suite's drivers do (SQL with
 # windows and joins, JSON parsing, Delta writes, merges and history, a micro-batch stream, MLlib
@@ -199,9 +200,11 @@ def ensure_archive(env: dict[str, str]) -> Path | None:
                 partial.unlink(missing_ok=True)
                 return None
         partial.rename(archive)
-        for stale in cache_dir().glob("spark-driver-*.jsa"):
-            if stale != archive:
-                stale.unlink(missing_ok=True)  # another JDK or other jars: never valid again here
+        # Archives of other JDKs, jars or checkouts (each venv has its own pyspark jars): the newest
+        # few stay (~230 MiB each), so two checkouts used in turn do not record again and again.
+        archives = sorted(cache_dir().glob("spark-driver-*.jsa"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for stale in archives[KEEP:]:
+            stale.unlink(missing_ok=True)
         print(f"tests/jvm_cds.py: recorded in {time.monotonic() - started:.0f} s "
               f"({archive.stat().st_size / 2**20:.0f} MiB)", file=sys.stderr, flush=True)
         return archive
