@@ -19,13 +19,12 @@ JDK 17 refuses a non-empty directory on an archived classpath, and Spark's launc
 Spark defaults (tests/spark-conf/spark-defaults.conf) travel as `-Dspark.*` system properties in the
 same `SPARK_SUBMIT_OPTS` (SparkConf reads `spark.*` system properties as its defaults).
 
-`CLICKML_TEST_CDS=0` turns the archive off (a JDK without CDS, or to compare timings).
+`CLICKML_TEST_CDS=0` turns the archive off (a JDK without CDS, or to compare timings);
+`CLICKML_TEST_JAVA_OPTS` adds JVM flags to every test driver (to try one on the whole suite).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import logging
 import os
@@ -35,6 +34,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from pipelines.locks import exclusive_lock
 
 log = logging.getLogger(__name__)
 
@@ -143,16 +144,6 @@ def archive_key() -> str:
     return digest.hexdigest()[:16]
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    """One recorder at a time (two pytest-xdist workers start together)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def existing_archive() -> Path | None:
@@ -177,7 +168,7 @@ def ensure_archive(env: dict[str, str]) -> Path | None:
         print(f"tests/jvm_cds.py: no class-data archive ({exc})", file=sys.stderr)
         return None
     archive = cache_dir() / f"spark-driver-{key}.jsa"
-    with _locked(cache_dir() / "record.lock"):
+    with exclusive_lock(cache_dir() / "record.lock"):  # one recorder at a time (two xdist workers)
         if archive.exists():
             return archive
         started = time.monotonic()
@@ -216,4 +207,5 @@ def driver_options(spark_defaults: dict[str, str], archive: Path | None) -> str:
     options = [f"-D{key}={value}" for key, value in spark_defaults.items()]
     if archive is not None:
         options += [f"-XX:SharedArchiveFile={archive}", QUIET]
+    options += os.environ.get("CLICKML_TEST_JAVA_OPTS", "").split()  # a developer's JVM flags for every test driver
     return " ".join(options)

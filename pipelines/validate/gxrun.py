@@ -20,13 +20,10 @@ the DataFrame it was given (GX issue #10757). So here:
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
 import json
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +33,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from pipelines.locks import exclusive_lock
 from pipelines.validate.result import OBSERVED_KEYS, ExpectationOutcome
 from pipelines.validate.suites import Suite
 
@@ -276,23 +274,13 @@ def _build_docs(context, docs: DocsTarget, suite_name: str, run_id, result, rest
         context.validation_results_store.set(key, result)
     docs.site_dir.mkdir(parents=True, exist_ok=True)
     # The index builder drops pages whose results it did not list: serialize builds.
-    with _locked(docs.lock_path):
+    with exclusive_lock(docs.lock_path):  # other validate processes on this filesystem wait
         context.build_data_docs(site_names=[SITE_NAME], resource_identifiers=[key, suite_key])
     page = context.get_docs_sites_urls(resource_identifier=key, site_name=SITE_NAME)
     index = context.get_docs_sites_urls(site_name=SITE_NAME)
     return (page[0].get("site_url") if page else None), (index[0].get("site_url") if index else None)
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on `path` (other validate processes on this filesystem wait)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _quoted(name: str) -> str:

@@ -233,6 +233,27 @@ KILLED_INGEST = textwrap.dedent(
 )
 
 
+@pytest.fixture(scope="module")
+def batch_reference(spark, generated, tmp_path_factory):
+    """The lake of an uninterrupted batch ingest of the first day: what every killed-and-rerun
+    batch ingest below must end like (made once for them all)."""
+    config, lake = lake_for(spark, tmp_path_factory.mktemp("batch-reference"), generated[0])
+    ingest.run(config, spark, "clickstream", *KILL_WINDOW, lake=lake)
+    return lake
+
+
+@pytest.fixture(scope="module")
+def stream_reference(spark, generated, tmp_path_factory):
+    """The lake of an uninterrupted incremental ingest (20 files per micro-batch), likewise."""
+    config, lake = lake_for(spark, tmp_path_factory.mktemp("stream-reference"), generated[0])
+    config.ingest.max_files_per_trigger = 20
+    ingest.run(config, spark, "clickstream", lake=lake)
+    return lake
+
+
+KILL_WINDOW = (dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 2))
+
+
 def comparable(lake, table, drop=("ingested_at", "started_at", "finished_at", "seconds"), stream=False):
     """Rows as sorted string tuples; `stream`: the query id in stream batch ids masked."""
     df = lake.read(table)
@@ -244,11 +265,9 @@ def comparable(lake, table, drop=("ingested_at", "started_at", "finished_at", "s
 
 @pytest.mark.slow
 @pytest.mark.parametrize("after", [1, 2])  # killed after the quarantine commit / after the bronze commit
-def test_killed_and_rerun_ends_like_an_uninterrupted_run(spark, tmp_path, generated, after):
+def test_killed_and_rerun_ends_like_an_uninterrupted_run(spark, tmp_path, generated, batch_reference, after):
     landing, _ = generated
-    reference_config, reference = lake_for(spark, tmp_path / "reference", landing)
-    window = (dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 2))
-    ingest.run(reference_config, spark, "clickstream", *window, lake=reference)
+    reference, window = batch_reference, KILL_WINDOW
 
     victim_root = tmp_path / "victim"
     marker = tmp_path / "marker"
@@ -277,11 +296,9 @@ KILLED_STREAM = KILLED_INGEST.replace(
 # checkpointed, the second one's quarantine committed.
 @pytest.mark.parametrize("after", [2, 3])
 @pytest.mark.slow
-def test_incremental_killed_mid_batch_and_rerun_ends_like_an_uninterrupted_run(spark, tmp_path, generated, after):
+def test_incremental_killed_mid_batch_and_rerun_ends_like_an_uninterrupted_run(spark, tmp_path, generated, stream_reference, after):
     landing, gen = generated
-    reference_config, reference = lake_for(spark, tmp_path / "reference", landing)
-    reference_config.ingest.max_files_per_trigger = 20
-    ingest.run(reference_config, spark, "clickstream", lake=reference)
+    reference = stream_reference
 
     victim_root, marker, script = tmp_path / "victim", tmp_path / "marker", tmp_path / "killed.py"
     script.write_text(

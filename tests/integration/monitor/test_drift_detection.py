@@ -1,7 +1,10 @@
 """Proof on known drift (issue 18, item 6), the short form of `benchmarks/drift_detection.py`: the
-same runs (generate -> ... -> train lr -> score -> monitor, in the session's Spark), one with drift
-in one driver (the device: more mobile sessions, which now convert better) from DRIFT_DAY, and
-one seed without drift. The benchmark runs 20 seeds and reports the rates."""
+same run (generate -> ... -> train lr -> score -> monitor, in the session's Spark) with drift in one
+driver (the device: more mobile sessions, which now convert better) from DRIFT_DAY. Its first
+monitored date, DRIFT_DAY itself, is a date without drift (the features see no drifted event yet),
+so the same run also shows a clean date raises no alert. The benchmark runs 20 seeds without drift
+and reports the false-alarm rates; the suite no longer runs a second whole pipeline for one more
+such seed (about a minute, 2026-12-07)."""
 
 from __future__ import annotations
 
@@ -33,7 +36,10 @@ FIRST_DRIFTED = bench.DRIFT_DAY + dt.timedelta(days=1)  # the first as-of date t
 
 def test_drift_in_one_driver_alerts_on_its_features_the_first_day_and_retraining_wins(spark, tmp_path):
     result = bench.run_once(spark, tmp_path, seed=1000, users=2000, drift=True, dates=[bench.DRIFT_DAY, FIRST_DRIFTED])
-    assert result.alerts[bench.DRIFT_DAY] == []  # as of the drift day the features see no drifted event yet
+    # As of the drift day the features see no drifted event yet: a clean date, with enough scored
+    # users for the default thresholds (see docs/scoring.md), raises no alert.
+    assert result.rows[bench.DRIFT_DAY] > 1000
+    assert result.alerts[bench.DRIFT_DAY] == [], result.alerts
     alerted = set(result.alerts[FIRST_DRIFTED])
     assert alerted & bench.AFFECTED, f"no alert on {bench.AFFECTED} as of {FIRST_DRIFTED}: {result.alerts}"
     assert alerted <= bench.AFFECTED | {bench.SCORE}, f"unaffected features alerted: {alerted - bench.AFFECTED}"
@@ -41,10 +47,3 @@ def test_drift_in_one_driver_alerts_on_its_features_the_first_day_and_retraining
     # The stale model (pre-drift training) against the retrained one on the post-drift test date.
     assert result.auc["retrained"] > result.auc["stale"] + 0.02, result.auc
     assert result.promoted  # the promotion gate (on post-drift evaluation data) takes the retrained model
-
-
-@pytest.mark.parametrize("seed", [1])  # one seed here (a whole pipeline run each); the benchmark runs 20
-def test_no_drift_no_alert(spark, tmp_path, seed):
-    result = bench.run_once(spark, tmp_path, seed=seed, users=2000, drift=False, dates=[FIRST_DRIFTED])
-    assert result.rows[FIRST_DRIFTED] > 1000  # enough scored users for the default thresholds (see docs/scoring.md)
-    assert result.false_alarms() == [], f"seed {seed}: {result.alerts} (warn: {result.warns})"

@@ -19,7 +19,10 @@ pytestmark = pytest.mark.slow
 def test_the_own_table_example_trains_by_config_alone(spark, tmp_path):
     config = load_config(profile="local", conf_dir=CONF_DIR, user_config=REPO_ROOT / "examples" / "own_table.yaml",
                          overrides=[f"lake.root={tmp_path / 'lakehouse'}", f"logging.dir={tmp_path / 'logs'}",
-                                    "spark.master=local[2]", "spark.shuffle_partitions=2"], env={})
+                                    "spark.master=local[2]", "spark.shuffle_partitions=2",
+                                    # the example's 4 GBT trials, halved for the suite's time: the
+                                    # default search space and its logging are the same with 2
+                                    "training.jobs.sessions.models.gbt.search.trials=2"], env={})
     job = config.training.jobs["sessions"]
     assert job.data.path == str(REPO_ROOT / "examples" / "sessions.csv")  # relative to the user file
     assert "propensity" in config.training.jobs  # merged over base, not replacing it
