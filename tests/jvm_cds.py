@@ -26,7 +26,6 @@ same `SPARK_SUBMIT_OPTS` (SparkConf reads `spark.*` system properties as its def
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import shutil
 import subprocess
@@ -37,8 +36,6 @@ from pathlib import Path
 
 from pipelines.locks import exclusive_lock
 
-log = logging.getLogger(__name__)
-
 REPO_ROOT = Path(__file__).resolve().parents[1]
 QUIET = "-Xlog:cds*=off -Xlog:class+path=off"
 """The JVM's own CDS messages (a classpath that differs from the recorded one, an archive from
@@ -48,7 +45,9 @@ KEEP = 3
 
 # Run in a fresh driver to record the archive: the kinds of work the suite's drivers do (SQL with
 # windows and joins, JSON parsing, Delta writes, merges and history, a micro-batch stream, MLlib
-# fits). Whatever it does not load, a driver loads from the jars as before.
+# fits). Whatever it does not load, a driver loads from the jars as before. It builds its config
+# itself rather than with tests.conftest.make_config: importing tests/conftest.py resets
+# SPARK_SUBMIT_OPTS, which would drop the recording flag.
 WORKLOAD = """
 import sys, tempfile
 from pathlib import Path
