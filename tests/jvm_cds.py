@@ -20,6 +20,7 @@ Spark defaults (tests/spark-conf/spark-defaults.conf) travel as `-Dspark.*` syst
 same `SPARK_SUBMIT_OPTS` (SparkConf reads `spark.*` system properties as its defaults).
 
 `CLICKML_TEST_CDS=0` turns the archive off (a JDK without CDS, or to compare timings);
+`CLICKML_TEST_C1=0` gives the short-lived drivers the default JIT again (see SHORT_LIVED_JIT);
 `CLICKML_TEST_JAVA_OPTS` adds JVM flags to every test driver (to try one on the whole suite).
 """
 
@@ -40,6 +41,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 QUIET = "-Xlog:cds*=off -Xlog:class+path=off"
 """The JVM's own CDS messages (a classpath that differs from the recorded one, an archive from
 another JDK) stay out of the drivers' output: without the archive a driver is only slower."""
+SHORT_LIVED_JIT = "-XX:TieredStopAtLevel=1 -Xss4m"
+"""JIT settings of the drivers the tests start in subprocesses (CLI and spark-submit runs, Airflow
+tasks, processes killed mid-write), not of the session fixture's long-lived JVM. Each of them runs
+a pipeline step or two on tiny data and exits: the C2 compiler's work (about half of such a JVM's
+CPU on these 2 cores) never pays off before it exits, so they stop at C1. Measured 2026-12-07 on the
+recording workload in a fresh driver, interleaved runs: 23-26 s and 30-34 CPU-s against 28-30 s
+and 50-55 CPU-s; tests/e2e/test_cli.py + test_jobs.py + tests/integration/spark/test_spark_submit.py
++ tests/integration/orchestration/test_dag_runs.py 94 / 85 s against 114 / 105 s. C1's frames are
+larger and it inlines less: an ALS evaluation's deep recursion overflowed the default 1 MiB thread
+stack of a C1-only executor, so these drivers (whose local-mode tasks run in the same JVM) get
+4 MiB. The session JVM keeps the default tiered JIT: it lives for the whole suite, and C1 alone
+was no faster there. `CLICKML_TEST_C1=0` turns this off."""
 RECORD_TIMEOUT = 600
 KEEP = 3
 
@@ -200,11 +213,14 @@ def ensure_archive(env: dict[str, str]) -> Path | None:
         return archive
 
 
-def driver_options(spark_defaults: dict[str, str], archive: Path | None) -> str:
+def driver_options(spark_defaults: dict[str, str], archive: Path | None, short_lived: bool = True) -> str:
     """`SPARK_SUBMIT_OPTS` for the tests' drivers: the suite's Spark defaults as system properties,
-    and the archive when there is one."""
+    the archive when there is one, and for the short-lived drivers (every one but the session
+    fixture's) the JIT settings of SHORT_LIVED_JIT."""
     options = [f"-D{key}={value}" for key, value in spark_defaults.items()]
     if archive is not None:
         options += [f"-XX:SharedArchiveFile={archive}", QUIET]
+    if short_lived and os.environ.get("CLICKML_TEST_C1", "1") != "0":
+        options += SHORT_LIVED_JIT.split()
     options += os.environ.get("CLICKML_TEST_JAVA_OPTS", "").split()  # a developer's JVM flags for every test driver
     return " ".join(options)

@@ -332,6 +332,26 @@ def test_a_fresh_driver_gets_the_suites_defaults_and_maps_the_class_data_archive
     assert re.search(r"io\.delta\.sql\.DeltaSparkSessionExtension source: shared objects file \(top\)", done.stdout)
 
 
+def jvm_arguments(spark) -> list[str]:
+    """The options the session's JVM was started with."""
+    return list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+
+
+def test_short_lived_drivers_stop_at_c1_and_the_session_keeps_the_tiered_jit(spark, tmp_path):
+    from tests import jvm_cds
+
+    if os.environ.get("CLICKML_TEST_C1") == "0":
+        pytest.skip("CLICKML_TEST_C1=0: every test driver runs the default JIT")
+    short_lived = jvm_cds.SHORT_LIVED_JIT.split()
+    assert not set(short_lived) & set(jvm_arguments(spark))  # the session fixture's JVM
+    script = tmp_path / "driver.py"
+    script.write_text(CHECK_DRIVER.format(repo=str(REPO_ROOT), root=str(tmp_path)))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    started_with = next(line for line in done.stdout.splitlines() if line.startswith("JVM-ARGS")).split()
+    assert set(short_lived) <= set(started_with), started_with
+
+
 CHECK_DRIVER = """
 import sys
 sys.path.insert(0, {repo!r})
@@ -342,6 +362,7 @@ config = load_config(profile="local", conf_dir=Path({repo!r}) / "conf", env={{}}
     "lake.root={root}/lake", "landing.root={root}/landing", "spark.master=local[1]", "spark.ui_enabled=false"])
 spark = build_session(config)
 print("CODEGEN", spark.conf.get("spark.sql.codegen.wholeStage"), spark.conf.get("spark.sql.codegen.factoryMode"), flush=True)
+print("JVM-ARGS", " ".join(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()), flush=True)
 spark.stop()
 """
 
