@@ -179,6 +179,7 @@ def test_a_look_is_written_reported_and_promotes_the_winner(spark, experiment_la
     assert _aliases(config)["champion"] == "2"
 
 
+@pytest.mark.slow  # 16 s with the module's lake (8 s without): out of make test-fast; make test runs it
 def test_a_sample_ratio_mismatch_blocks_promotion(spark, experiment_lake):
     config = experiment_lake
     before = _aliases(config)

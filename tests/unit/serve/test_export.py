@@ -87,6 +87,7 @@ def fitted(dataset):
     return models
 
 
+@pytest.mark.slow  # the module's fitted models (~12 s on a loaded 2-core machine): out of make test-fast; make test runs it
 @pytest.mark.parametrize("name", list(MODELS))
 def test_export_scores_the_test_split_as_spark_does(dataset, fitted, name):
     data, _ = dataset
@@ -108,6 +109,7 @@ def test_export_scores_the_test_split_as_spark_does(dataset, fitted, name):
     assert rows == 72 and difference <= TOLERANCE, (name, difference)
 
 
+@pytest.mark.slow  # the module's fitted models (~12 s on a loaded 2-core machine): out of make test-fast; make test runs it
 def test_a_missing_key_is_a_null_feature(fitted, spark):
     model = fitted["lr"]
     inprocess = InProcessModel.from_dict(export_model(model))
@@ -119,6 +121,7 @@ def test_a_missing_key_is_a_null_feature(fitted, spark):
     assert inprocess.numeric == ["x1", "visits"] and inprocess.categorical == ["device", "plan", "member"]
 
 
+@pytest.mark.slow  # the module's fitted models (~12 s on a loaded 2-core machine): out of make test-fast; make test runs it
 def test_json_round_trip_gives_the_same_scores(fitted, dataset, tmp_path):
     data, _ = dataset
     model = fitted["rf"]
@@ -188,6 +191,7 @@ def tracking(tmp_path):
     return configure(make_config(tmp_path))
 
 
+@pytest.mark.slow  # the module's fitted models (~12 s on a loaded 2-core machine): out of make test-fast; make test runs it
 def test_the_registration_hook_logs_a_checked_export_that_load_inprocess_reads(tracking, fitted, dataset):
     import mlflow
 

@@ -326,6 +326,9 @@ def test_a_fresh_driver_gets_the_suites_defaults_and_maps_the_class_data_archive
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "CODEGEN false NO_CODEGEN" in done.stdout, done.stdout[-3000:]
+    if os.environ.get("CLICKML_TEST_C1") != "0":  # a short-lived driver: C1 only, 4 MiB stacks
+        started_with = next(line for line in done.stdout.splitlines() if line.startswith("JVM-ARGS")).split()
+        assert set(jvm_cds.SHORT_LIVED_JIT.split()) <= set(started_with), started_with
     assert "shared class paths mismatch" not in done.stdout, done.stdout[-3000:]
     # Spark's own classes (and Delta's) came from the recorded archive (the "top" layer)
     assert re.search(r"org\.apache\.spark\.SparkContext source: shared objects file \(top\)", done.stdout)
@@ -337,19 +340,12 @@ def jvm_arguments(spark) -> list[str]:
     return list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
 
 
-def test_short_lived_drivers_stop_at_c1_and_the_session_keeps_the_tiered_jit(spark, tmp_path):
+def test_the_session_fixtures_jvm_keeps_the_tiered_jit(spark):
     from tests import jvm_cds
 
-    if os.environ.get("CLICKML_TEST_C1") == "0":
-        pytest.skip("CLICKML_TEST_C1=0: every test driver runs the default JIT")
-    short_lived = jvm_cds.SHORT_LIVED_JIT.split()
-    assert not set(short_lived) & set(jvm_arguments(spark))  # the session fixture's JVM
-    script = tmp_path / "driver.py"
-    script.write_text(CHECK_DRIVER.format(repo=str(REPO_ROOT), root=str(tmp_path)))
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    started_with = next(line for line in done.stdout.splitlines() if line.startswith("JVM-ARGS")).split()
-    assert set(short_lived) <= set(started_with), started_with
+    # the short-lived drivers' C1-only settings (checked in a fresh driver above) stay out of the
+    # JVM that lives for the whole suite
+    assert not set(jvm_cds.SHORT_LIVED_JIT.split()) & set(jvm_arguments(spark))
 
 
 CHECK_DRIVER = """
