@@ -31,17 +31,12 @@ def suite_spark_defaults() -> dict[str, str]:
 # setdefault: a developer's own SPARK_CONF_DIR (a cluster's defaults) must not change what the tests run.
 os.environ["SPARK_CONF_DIR"] = str(jvm_cds.empty_conf_dir())
 os.environ["SPARK_SUBMIT_OPTS"] = jvm_cds.driver_options(suite_spark_defaults(), jvm_cds.existing_archive())
-SESSION_DRIVER_OPTIONS = jvm_cds.driver_options(suite_spark_defaults(), jvm_cds.existing_archive(), short_lived=False)
-"""SPARK_SUBMIT_OPTS of the session fixture's JVM: without the short-lived drivers' JIT settings
-(jvm_cds.SHORT_LIVED_JIT), which every other driver gets."""
 
 
 def pytest_configure(config):
     """Record the class-data archive when this machine has none yet (once: about a minute)."""
     archive = jvm_cds.ensure_archive(dict(os.environ))
     os.environ["SPARK_SUBMIT_OPTS"] = jvm_cds.driver_options(suite_spark_defaults(), archive)
-    global SESSION_DRIVER_OPTIONS
-    SESSION_DRIVER_OPTIONS = jvm_cds.driver_options(suite_spark_defaults(), archive, short_lived=False)
 
 
 def make_config(tmp_path: Path, *overrides: str) -> ClickmlConfig:
@@ -72,18 +67,7 @@ def spark(tmp_path_factory):
     # DeltaLog (with its cached snapshot state) per table path for 60 minutes, up to 10000 of
     # them; the suite creates hundreds of tables in tmp folders, so at most 50 are kept.
     config = make_config(base, f"spark.local_dir={base / 'scratch'}", "spark.driver_memory=3g")
-    subprocess_options = os.environ["SPARK_SUBMIT_OPTS"]
-    os.environ["SPARK_SUBMIT_OPTS"] = SESSION_DRIVER_OPTIONS  # read once, when the JVM starts
-    try:
-        session = _build_session_fixture(config, base)
-    finally:
-        os.environ["SPARK_SUBMIT_OPTS"] = subprocess_options
-    yield session
-    session.stop()
-
-
-def _build_session_fixture(config: ClickmlConfig, base: Path):
-    return build_session(config, extra={
+    extra = {
         "spark.sql.warehouse.dir": str(base / "warehouse"),
         "spark.databricks.delta.log.cacheSize": "50",
         # The status store keeps 1000 SQL executions (with their plans and metrics) by default:
@@ -91,7 +75,18 @@ def _build_session_fixture(config: ClickmlConfig, base: Path):
         "spark.sql.ui.retainedExecutions": "100",
         "spark.ui.retainedJobs": "200",
         "spark.ui.retainedStages": "200",
-    })
+    }
+    # This JVM lives for the whole suite: the options every other driver gets, without the
+    # short-lived drivers' JIT settings (jvm_cds.SHORT_LIVED_JIT). Read once, when the JVM starts.
+    subprocess_options = os.environ["SPARK_SUBMIT_OPTS"]
+    os.environ["SPARK_SUBMIT_OPTS"] = jvm_cds.driver_options(suite_spark_defaults(), jvm_cds.existing_archive(),
+                                                             short_lived=False)
+    try:
+        session = build_session(config, extra=extra)
+    finally:
+        os.environ["SPARK_SUBMIT_OPTS"] = subprocess_options
+    yield session
+    session.stop()
 
 
 @pytest.fixture(scope="module", autouse=True)
