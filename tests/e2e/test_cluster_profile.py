@@ -29,6 +29,11 @@ DEMO_SETTINGS = (
     # prediction gate anyway, and the deep model became the champion.
     "training.jobs.propensity.models.lr.enabled=false",
     "training.jobs.propensity.models.rf.enabled=false", "training.jobs.propensity.models.gbt.enabled=false",
+    # One executor with both of the worker's cores instead of the profile's two one-core executors:
+    # every Spark step still runs on the standalone cluster's executors (the deep model's two
+    # TorchDistributor processes as two tasks of that executor), and one executor JVM warms up
+    # instead of two. The run took 262 s instead of 314 s (2026-12-07, one run each, same machine).
+    "spark.executor_cores=2",
 )
 
 pytestmark = pytest.mark.e2e
