@@ -284,7 +284,6 @@ def _log_artifacts(config: ClickmlConfig, job: TrainJobSpec, model_name: str, fi
 
 
 def _log_model(spark: SparkSession, job: TrainJobSpec, fitted: Fitted, dataset: Dataset) -> str:
-    import mlflow.spark
     from mlflow.models import infer_signature
 
     inputs = list(fitted.columns.all) if job.task != "recommendation" else [job.user_column, job.item_column]
@@ -301,17 +300,38 @@ def _log_model(spark: SparkSession, job: TrainJobSpec, fitted: Fitted, dataset: 
         return log_deep_model(fitted.model, example).model_uri
     predictions = fitted.model.transform(sample).select("prediction").toPandas()  # bounded: 5 rows
     signature = infer_signature(example, predictions)
-    # validate_serving_input=False asks MLflow not to load the model back as a pyfunc to score the
-    # example (`models:/...@champion` scoring is exercised by the promotion instead), but MLflow
-    # 3.17's spark flavor does not pass it on (its local-artifact path calls Model._log_v2 without
-    # it), so the check still runs: ~2 s a model in the session that trained it (py-spy, demo).
     # pip_requirements given: inferring them loads the model in a subprocess with its own JVM.
     # The pipeline holds only pyspark.ml stages, so pyspark is all a scorer needs.
     import pyspark
 
-    info = mlflow.spark.log_model(fitted.model, artifact_path="model", signature=signature, input_example=example,
-                                  validate_serving_input=False, pip_requirements=[f"pyspark=={pyspark.__version__}"])
-    return info.model_uri
+    return log_spark_model(fitted.model, signature, example, [f"pyspark=={pyspark.__version__}"]).model_uri
+
+
+def log_spark_model(model, signature, example, pip_requirements: list[str]):
+    """`mlflow.spark.log_model(model, artifact_path="model", ...)` without loading the model back.
+
+    validate_serving_input=False asks MLflow not to load the logged model as a pyfunc and score the
+    input example (`models:/...@champion` scoring is exercised by the promotion instead). MLflow
+    3.17's spark flavor takes the argument but drops it on its path for a local artifact store,
+    which calls `Model._log_v2` without it: the check cost ~2 s a model in the session that trained
+    it (py-spy of the demo, 2026-12-07). On that path this calls `Model._log_v2` itself, as the
+    flavor does, with the argument; other artifact stores (S3, HDFS) go through the flavor, which
+    there writes the model with Spark and does not load it back.
+    """
+    import mlflow
+    import mlflow.spark
+    from mlflow.environment_variables import MLFLOW_DFS_TMP
+    from mlflow.models import Model
+    from mlflow.utils.uri import is_local_uri
+    from pyspark.ml import PipelineModel
+
+    arguments = {"signature": signature, "input_example": example, "pip_requirements": pip_requirements}
+    if not is_local_uri(mlflow.get_artifact_uri()) or not hasattr(Model, "_log_v2"):
+        return mlflow.spark.log_model(model, artifact_path="model", validate_serving_input=False, **arguments)
+    if not isinstance(model, PipelineModel):  # as the flavor does: it saves PipelineModels only
+        model = PipelineModel([model])
+    return Model._log_v2(artifact_path="model", flavor=mlflow.spark, spark_model=model, dfs_tmpdir=MLFLOW_DFS_TMP.get(),
+                         validate_serving_input=False, **arguments)
 
 
 def _prediction_gate(config: ClickmlConfig, job: TrainJobSpec, fitted: Fitted, dataset: Dataset) -> tuple[bool, str]:
