@@ -316,7 +316,8 @@ def log_spark_model(model, signature, example, pip_requirements: list[str]):
     which calls `Model._log_v2` without it: the check cost ~2 s a model in the session that trained
     it (py-spy of the demo, 2026-12-07). On that path this calls `Model._log_v2` itself, as the
     flavor does, with the argument; other artifact stores (S3, HDFS) go through the flavor, which
-    there writes the model with Spark and does not load it back.
+    there writes the model with Spark and does not load it back (unless that write fails and it
+    falls back to `Model._log_v2`, check included).
     """
     import mlflow
     import mlflow.spark
