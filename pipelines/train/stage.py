@@ -27,7 +27,7 @@ from pipelines.train.errors import TrainingError
 from pipelines.train.promotion import Decision, base_rate_check, promote_group, register, register_and_promote
 from pipelines.train.scoring import SCORE, load_model, score
 from pipelines.train.supervised import Fitted
-from pipelines.train.tracking import Tracking, configure, git_commit, log_inprocess_export
+from pipelines.train.tracking import Tracking, configure, git_commit, log_inprocess_export, log_spark_model
 
 log = logging.getLogger(__name__)
 
@@ -305,34 +305,6 @@ def _log_model(spark: SparkSession, job: TrainJobSpec, fitted: Fitted, dataset: 
     import pyspark
 
     return log_spark_model(fitted.model, signature, example, [f"pyspark=={pyspark.__version__}"]).model_uri
-
-
-def log_spark_model(model, signature, example, pip_requirements: list[str]):
-    """`mlflow.spark.log_model(model, artifact_path="model", ...)` without loading the model back.
-
-    validate_serving_input=False asks MLflow not to load the logged model as a pyfunc and score the
-    input example (`models:/...@champion` scoring is exercised by the promotion instead). MLflow
-    3.17's spark flavor takes the argument but drops it on its path for a local artifact store,
-    which calls `Model._log_v2` without it: the check cost ~2 s a model in the session that trained
-    it (py-spy of the demo, 2026-12-07). On that path this calls `Model._log_v2` itself, as the
-    flavor does, with the argument; other artifact stores (S3, HDFS) go through the flavor, which
-    there writes the model with Spark and does not load it back (unless that write fails and it
-    falls back to `Model._log_v2`, check included).
-    """
-    import mlflow
-    import mlflow.spark
-    from mlflow.environment_variables import MLFLOW_DFS_TMP
-    from mlflow.models import Model
-    from mlflow.utils.uri import is_local_uri
-    from pyspark.ml import PipelineModel
-
-    arguments = {"signature": signature, "input_example": example, "pip_requirements": pip_requirements}
-    if not is_local_uri(mlflow.get_artifact_uri()) or not hasattr(Model, "_log_v2"):
-        return mlflow.spark.log_model(model, artifact_path="model", validate_serving_input=False, **arguments)
-    if not isinstance(model, PipelineModel):  # as the flavor does: it saves PipelineModels only
-        model = PipelineModel([model])
-    return Model._log_v2(artifact_path="model", flavor=mlflow.spark, spark_model=model, dfs_tmpdir=MLFLOW_DFS_TMP.get(),
-                         validate_serving_input=False, **arguments)
 
 
 def _prediction_gate(config: ClickmlConfig, job: TrainJobSpec, fitted: Fitted, dataset: Dataset) -> tuple[bool, str]:

@@ -1,7 +1,8 @@
 """MLflow set-up: the embedded default (SQLite + local artifacts under the lakehouse) or a server.
 
 `configure(config)` points the MLflow client at the configured store and returns where it is, so
-the stage can print the command that opens the UI on these runs.
+the stage can print the command that opens the UI on these runs; `log_spark_model` and
+`log_inprocess_export` log what a trained MLlib model leaves in its run.
 """
 
 from __future__ import annotations
@@ -131,6 +132,34 @@ def log_inprocess_export(model, task: str, name: str, test=None, run_id: str | N
     client.set_tag(run_id, "inprocess.export", ARTIFACT)
     log.info("model %s: in-process export logged (%s)", name, ARTIFACT)
     return True
+
+
+def log_spark_model(model, signature, example, pip_requirements: list[str]):
+    """`mlflow.spark.log_model(model, artifact_path="model", ...)` without loading the model back.
+
+    validate_serving_input=False asks MLflow not to load the logged model as a pyfunc and score the
+    input example (`models:/...@champion` scoring is exercised by the promotion instead). MLflow
+    3.17's spark flavor takes the argument but drops it on its path for a local artifact store,
+    which calls `Model._log_v2` without it: the check cost ~2 s a model in the session that trained
+    it (py-spy of the demo, 2026-12-07). On that path this calls `Model._log_v2` itself, as the
+    flavor does, with the argument; other artifact stores (S3, HDFS) go through the flavor, which
+    there writes the model with Spark and does not load it back (unless that write fails and it
+    falls back to `Model._log_v2`, check included).
+    """
+    import mlflow
+    import mlflow.spark
+    from mlflow.environment_variables import MLFLOW_DFS_TMP
+    from mlflow.models import Model
+    from mlflow.utils.uri import is_local_uri
+    from pyspark.ml import PipelineModel
+
+    arguments = {"signature": signature, "input_example": example, "pip_requirements": pip_requirements}
+    if not is_local_uri(mlflow.get_artifact_uri()) or not hasattr(Model, "_log_v2"):
+        return mlflow.spark.log_model(model, artifact_path="model", validate_serving_input=False, **arguments)
+    if not isinstance(model, PipelineModel):  # as the flavor does: it saves PipelineModels only
+        model = PipelineModel([model])
+    return Model._log_v2(artifact_path="model", flavor=mlflow.spark, spark_model=model, dfs_tmpdir=MLFLOW_DFS_TMP.get(),
+                         validate_serving_input=False, **arguments)
 
 
 def git_commit(project_root: str) -> str:
